@@ -1,0 +1,122 @@
+//! Bearer-token authentication: HS256 JWTs with `exp` required and the
+//! algorithm allow-listed, so `none` and algorithm-confusion tokens are refused.
+
+use std::{io::Write, path::Path};
+
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{config::JwtConfig, domain::Timestamp, error::Error};
+
+/// Who is calling: the token's `sub`, or `anonymous` when it names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+}
+
+/// The claims this service reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+/// Verifies bearer tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(secret: &str, cfg: &JwtConfig) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = cfg.leeway_secs;
+        validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        if let Some(iss) = &cfg.issuer {
+            validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        match &cfg.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".into());
+            }
+            None => validation.validate_aud = false,
+        }
+        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn verify(&self, header: Option<&str>) -> Result<Principal, Error> {
+        let refuse = |reason: &str| Error::Unauthorized { reason: reason.into() };
+        let header = header.ok_or_else(|| refuse("missing Authorization header; send 'Authorization: Bearer <token>'"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| refuse("the Authorization header must be 'Bearer <token>'"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+            refuse(match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
+                ErrorKind::InvalidSignature => "the token's signature does not verify",
+                ErrorKind::InvalidAlgorithm => "the token's algorithm is not allowed; use HS256",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, or the configured iss/aud)",
+                ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
+                ErrorKind::InvalidAudience => "the token's audience is not accepted",
+                _ => "the token is malformed",
+            })
+        })?;
+        Ok(Principal { subject: data.claims.sub.unwrap_or_else(|| "anonymous".into()) })
+    }
+}
+
+/// Signs an HS256 token for `subject`, valid for `ttl_secs`.
+pub fn issue_token(secret: &str, subject: &str, ttl_secs: u64) -> String {
+    let now = u64::try_from(Timestamp::now().0 / 1000).unwrap_or(0);
+    let claims = Claims { sub: Some(subject.into()), exp: now + ttl_secs, iat: Some(now) };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("HS256 signing cannot fail")
+}
+
+/// The secret of a local data directory, made on first use and kept in `jwt-secret` (mode 0600).
+pub fn local_secret(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = random_hex(32);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            Ok(secret)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read_to_string(&path)?.trim().to_owned()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

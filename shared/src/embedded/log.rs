@@ -1,0 +1,181 @@
+//! The message log on SQLite: one row per record, offsets kept per partition.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+
+use super::{writer::backend, SqliteStore};
+use crate::{
+    domain::{MessageId, Timestamp},
+    error::StoreError,
+    ports::{BackendInfo, Content, MessageLog, PartitionInfo, QueueId, Record, StoreResult},
+};
+
+#[async_trait]
+impl MessageLog for SqliteStore {
+    async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64> {
+        let (is_json, content) = match &record.content {
+            Content::Json(s) => (true, s.clone()),
+            Content::Text(s) => (false, s.clone()),
+        };
+        let headers = Value::Object(record.headers.clone()).to_string();
+        self.write(move |conn| {
+            let exists: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM queues WHERE id = ?1")
+                .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let offset: u64 = conn
+                .prepare_cached(
+                    "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, 1)
+                     ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + 1
+                     RETURNING next_offset - 1",
+                )
+                .and_then(|mut s| s.query_row(params![queue, partition], |r| r.get(0)))
+                .map_err(backend)?;
+            conn.prepare_cached(
+                "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,
+                 headers, priority, ttl_ms, persistent, published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    queue,
+                    partition,
+                    offset,
+                    record.key,
+                    record.routing_key,
+                    is_json,
+                    content,
+                    headers,
+                    record.priority,
+                    record.ttl_ms,
+                    record.persistent,
+                    record.published_at.0
+                ])
+            })
+            .map_err(backend)?;
+            Ok(offset)
+        })
+        .await
+    }
+
+    async fn read(&self, id: MessageId) -> StoreResult<Option<Record>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT key, routing_key, is_json, content, headers, priority, ttl_ms, persistent, published_at
+                 FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3",
+            )
+            .and_then(|mut s| s.query_row(params![id.queue_id, id.partition, id.offset], record_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
+        self.read(move |conn| partitions(conn, queue)).await
+    }
+
+    async fn count_live(&self, queue: QueueId, now: Timestamp) -> StoreResult<u64> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND published_at + ttl_ms > ?2")
+                .and_then(|mut s| s.query_row(params![queue, now.0], |r| r.get(0)))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let mut removed = conn
+                .execute("DELETE FROM records WHERE queue_id = ?1 AND published_at < ?2", params![queue, before.0])
+                .map_err(backend)?;
+            if let Some(max) = max_bytes {
+                removed += trim_to_size(conn, queue, max)?;
+            }
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn delete_log(&self, queue: QueueId) -> StoreResult<()> {
+        self.write(move |conn| {
+            conn.execute("DELETE FROM records WHERE queue_id = ?1", [queue]).map_err(backend)?;
+            conn.execute("DELETE FROM partitions WHERE queue_id = ?1", [queue]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn describe(&self) -> StoreResult<BackendInfo> {
+        let path = self.path().to_owned();
+        let version = self.read(|conn| conn.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(backend)).await?;
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Ok(BackendInfo { kind: "sqlite", version, disk_bytes: Some(size(&path) + size(&wal)) })
+    }
+}
+
+fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.partition, p.next_offset,
+                    (SELECT MIN(offset) FROM records r WHERE r.queue_id = p.queue_id AND r.partition = p.partition),
+                    (SELECT published_at FROM records r WHERE r.queue_id = p.queue_id AND r.partition = p.partition
+                     ORDER BY offset DESC LIMIT 1)
+             FROM partitions p WHERE p.queue_id = ?1 ORDER BY p.partition",
+        )
+        .map_err(backend)?;
+    let rows = stmt.query_map([queue], |r| {
+        let end_offset: u64 = r.get(1)?;
+        Ok(PartitionInfo {
+            partition: r.get(0)?,
+            start_offset: r.get::<_, Option<u64>>(2)?.unwrap_or(end_offset),
+            end_offset,
+            last_published_at: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+        })
+    });
+    rows.and_then(Iterator::collect).map_err(backend)
+}
+
+fn trim_to_size(conn: &Connection, queue: QueueId, max_bytes: u64) -> StoreResult<usize> {
+    let total: u64 = conn
+        .query_row("SELECT COALESCE(SUM(LENGTH(content)), 0) FROM records WHERE queue_id = ?1", [queue], |r| r.get(0))
+        .map_err(backend)?;
+    if total <= max_bytes {
+        return Ok(0);
+    }
+    // Oldest first across partitions, until the excess is gone.
+    conn.execute(
+        "DELETE FROM records WHERE rowid IN (
+            SELECT rowid FROM (
+                SELECT rowid, SUM(LENGTH(content)) OVER (
+                    ORDER BY published_at, partition, offset ROWS UNBOUNDED PRECEDING
+                ) - LENGTH(content) AS before_this
+                FROM records WHERE queue_id = ?1
+            ) WHERE before_this < ?2
+        )",
+        params![queue, total - max_bytes],
+    )
+    .map_err(backend)
+}
+
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
+    let is_json: bool = r.get(2)?;
+    let text: String = r.get(3)?;
+    let content = if is_json { Content::Json(text) } else { Content::Text(text) };
+    let headers: String = r.get(4)?;
+    let headers: Map<String, Value> = serde_json::from_str(&headers).unwrap_or_default();
+    Ok(Record {
+        key: r.get(0)?,
+        routing_key: r.get(1)?,
+        content,
+        headers,
+        priority: r.get(5)?,
+        ttl_ms: r.get(6)?,
+        persistent: r.get(7)?,
+        published_at: Timestamp(r.get(8)?),
+    })
+}

@@ -1,0 +1,105 @@
+//! The embedded default: one SQLite file in WAL mode holds both the message
+//! log and the metadata, so several local processes can share it. Writes go
+//! through one group-committing writer per process, with `synchronous=FULL`,
+//! so an answered write has been fsync'd. Reads use a small connection pool.
+
+mod log;
+mod meta;
+mod schema;
+mod writer;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{error::StoreError, ports::StoreResult};
+use writer::{backend, Writer};
+
+/// Most idle read connections kept.
+const MAX_IDLE_READERS: usize = 8;
+/// How long a write waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store; implements both [`crate::ports::MessageLog`] and [`crate::ports::MetadataStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = connect(path)?;
+        schema::migrate(&conn)?;
+        let writer = Writer::spawn(conn)?;
+        let inner = Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+
+    async fn read<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.take_reader()?;
+            let result = f(&conn);
+            inner.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn take_reader(&self) -> StoreResult<Connection> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        pooled.map_or_else(|| connect(&self.path), Ok)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(conn);
+        }
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(backend)?;
+    Ok(conn)
+}

@@ -1,0 +1,88 @@
+//! The single writer of a process: jobs queue up while a commit is being
+//! fsync'd and the next transaction takes them all (group commit). Each job
+//! runs in a savepoint, so one failing job does not undo its neighbours, and
+//! no job is answered before the commit that holds it is durable.
+
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{error::StoreError, ports::StoreResult};
+
+/// Most jobs one transaction takes.
+const MAX_BATCH: usize = 1024;
+
+type Answer = Box<dyn FnOnce(StoreResult<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Answer + Send>;
+
+/// Handle to the writer thread; the thread ends when the last handle drops.
+#[derive(Debug, Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(super) fn spawn(conn: Connection) -> StoreResult<Self> {
+        let (jobs, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&conn, &rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in the next transaction and answers once that transaction is committed.
+    pub(super) async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: StoreResult<()>| {
+                let _ = tx.send(committed.and(result));
+            })
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Backend("the write could not begin; see the server log".into()))?
+    }
+}
+
+fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs unrun answers each caller with an error.
+            tracing::error!(jobs = batch.len(), "cannot begin a write: {e}");
+            continue;
+        }
+        let answers: Vec<Answer> = batch.into_iter().map(|job| job(conn)).collect();
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            StoreError::Backend(format!("commit failed: {e}"))
+        });
+        for answer in answers {
+            answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+        }
+    }
+}
+
+fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
+    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+    let result = f(conn);
+    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    conn.execute_batch(end).map_err(backend)?;
+    result
+}
+
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}

@@ -1,0 +1,165 @@
+//! The one error type of the service. Each variant knows its status code and
+//! its `error` code; `http::error` writes it as `{"error","message","details"}`.
+
+use serde_json::{json, Value};
+
+/// Result of an operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything an operation or a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: the body is not JSON.
+    #[error("Request body is not valid JSON")]
+    InvalidJson { reason: String, line: usize, column: usize },
+    /// 400: a field is missing, of the wrong type or out of range.
+    #[error("Invalid request")]
+    InvalidRequest { field: String, issue: String },
+    /// 400: the message content itself is missing or unusable.
+    #[error("Invalid message format")]
+    InvalidMessage { field: String, issue: String },
+    /// 401: no token, or one that is malformed, expired or forged.
+    #[error("Authentication required")]
+    Unauthorized { reason: String },
+    /// 403: the caller may not do this.
+    #[error("Operation not permitted")]
+    Forbidden { reason: String },
+    /// 404: no such queue.
+    #[error("Queue not found")]
+    QueueNotFound { queue: String },
+    /// 404: no such topic (the `/api/v1` name of a queue).
+    #[error("Topic not found")]
+    TopicNotFound { topic: String },
+    /// 404: no such message.
+    #[error("Message not found")]
+    MessageNotFound { message_id: String },
+    /// 404: no such route.
+    #[error("No such endpoint")]
+    RouteNotFound { method: String, path: String },
+    /// 405: the route exists but not for this method.
+    #[error("Method not allowed")]
+    MethodNotAllowed { method: String, path: String },
+    /// 409: a topic of that name exists.
+    #[error("Topic already exists")]
+    TopicExists { topic: String },
+    /// 409: the state changed under the request.
+    #[error("Conflict")]
+    Conflict { reason: String },
+    /// 413: the body or the message is larger than allowed.
+    #[error("Payload too large")]
+    PayloadTooLarge { limit: u64, size: Option<u64> },
+    /// 415: the body is not `application/json`.
+    #[error("Unsupported media type")]
+    UnsupportedMediaType { content_type: String },
+    /// 503: the storage backend cannot be reached or failed.
+    #[error("Storage backend unavailable")]
+    Unavailable { reason: String },
+    /// 500: a bug; the details are logged, not answered.
+    #[error("Internal error")]
+    Internal { reason: String },
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, issue: impl Into<String>) -> Self {
+        Self::InvalidRequest { field: field.into(), issue: issue.into() }
+    }
+
+    pub fn invalid_message(field: impl Into<String>, issue: impl Into<String>) -> Self {
+        Self::InvalidMessage { field: field.into(), issue: issue.into() }
+    }
+
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidJson { .. } | Self::InvalidRequest { .. } | Self::InvalidMessage { .. } => 400,
+            Self::Unauthorized { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::QueueNotFound { .. }
+            | Self::TopicNotFound { .. }
+            | Self::MessageNotFound { .. }
+            | Self::RouteNotFound { .. } => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::TopicExists { .. } | Self::Conflict { .. } => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType { .. } => 415,
+            Self::Internal { .. } => 500,
+            Self::Unavailable { .. } => 503,
+        }
+    }
+
+    /// The machine-readable `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::InvalidMessage { .. } => "invalid_message",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
+            Self::QueueNotFound { .. } => "queue_not_found",
+            Self::TopicNotFound { .. } => "topic_not_found",
+            Self::MessageNotFound { .. } => "message_not_found",
+            Self::RouteNotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::TopicExists { .. } => "topic_exists",
+            Self::Conflict { .. } => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::Unavailable { .. } => "service_unavailable",
+            Self::Internal { .. } => "internal_error",
+        }
+    }
+
+    /// The `details` object.
+    pub fn details(&self) -> Value {
+        match self {
+            Self::InvalidJson { reason, line, column } => json!({"issue": reason, "line": line, "column": column}),
+            Self::InvalidRequest { field, issue } | Self::InvalidMessage { field, issue } => {
+                json!({"field": field, "issue": issue})
+            }
+            Self::Unauthorized { reason } | Self::Forbidden { reason } | Self::Conflict { reason } => {
+                json!({"reason": reason})
+            }
+            Self::Unavailable { .. } => json!({"reason": "the storage backend did not answer; retry later"}),
+            Self::QueueNotFound { queue } => json!({"queue": queue}),
+            Self::TopicNotFound { topic } | Self::TopicExists { topic } => json!({"topic": topic}),
+            Self::MessageNotFound { message_id } => json!({"message_id": message_id}),
+            Self::RouteNotFound { method, path } | Self::MethodNotAllowed { method, path } => {
+                json!({"method": method, "path": path})
+            }
+            Self::PayloadTooLarge { limit, size } => json!({"limit": limit, "size": size}),
+            Self::UnsupportedMediaType { content_type } => {
+                json!({"content_type": content_type, "expected": "application/json"})
+            }
+            Self::Internal { .. } => json!({}),
+        }
+    }
+
+    /// On `/api/v1` paths a queue is called a topic.
+    pub fn as_topic(self) -> Self {
+        match self {
+            Self::QueueNotFound { queue } => Self::TopicNotFound { topic: queue },
+            other => other,
+        }
+    }
+}
+
+/// Errors of a storage port, turned into [`Error`] in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::Internal { reason: "record vanished".into() },
+            StoreError::Conflict(reason) => Self::Conflict { reason },
+            StoreError::Backend(reason) => Self::Unavailable { reason },
+        }
+    }
+}

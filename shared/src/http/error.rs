@@ -1,0 +1,29 @@
+//! Writes an [`Error`] as the spec's body `{"error","message","details"}`.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use crate::error::Error;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match &self {
+            Self::Internal { reason } => tracing::error!(%reason, "internal error"),
+            Self::Unavailable { reason } => tracing::warn!(%reason, "backend unavailable"),
+            _ => {}
+        }
+        let body = json!({"error": self.code(), "message": self.to_string(), "details": self.details()});
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        response
+    }
+}

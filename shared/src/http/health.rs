@@ -1,0 +1,91 @@
+//! `GET /health` (spec 002) and `GET /message-queue/health` (spec 000).
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde_json::{json, Value};
+
+use crate::{app::AppState, domain::format_duration_ms, ops::HealthReport};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub(super) async fn v1(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let h = state.service.health().await;
+    let body = json!({
+        "status": status_word(&h),
+        "version": VERSION,
+        "uptime_seconds": h.uptime.as_secs(),
+        "timestamp": h.checked_at,
+        "checks": {
+            "storage": {
+                "status": if h.healthy() { "up" } else { "down" },
+                "type": h.backend.as_ref().map(|b| b.kind),
+                "latency": format_duration_ms(h.backend_latency.as_secs_f64() * 1000.0),
+                "error": h.backend_error,
+            }
+        }
+    });
+    (code(&h), Json(body))
+}
+
+pub(super) async fn message_queue(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let h = state.service.health().await;
+    let body = json!({
+        "status": status_word(&h),
+        "version": VERSION,
+        "uptime": format_uptime(h.uptime.as_secs()),
+        "broker": {
+            "status": if h.healthy() { "connected" } else { "disconnected" },
+            "type": h.backend.as_ref().map(|b| b.kind),
+            "version": h.backend.as_ref().map(|b| b.version.clone()),
+            "memory_usage": resident_memory().map(format_bytes),
+            "disk_usage": h.backend.as_ref().and_then(|b| b.disk_bytes).map(format_bytes),
+        },
+        "queues": {"total": h.queues.total, "active": h.queues.active, "inactive": h.queues.total - h.queues.active},
+        "consumers": {
+            "total": h.consumers.total,
+            "active": h.consumers.active,
+            "inactive": h.consumers.total - h.consumers.active,
+        },
+        "performance": {
+            "average_publish_time": format_duration_ms(h.performance.average_publish_ms),
+            "average_consume_time": format_duration_ms(0.0),
+            "error_rate": h.error_rate,
+        },
+        "last_updated": h.checked_at,
+    });
+    (code(&h), Json(body))
+}
+
+fn status_word(h: &HealthReport) -> &'static str {
+    if h.healthy() { "healthy" } else { "unhealthy" }
+}
+
+fn code(h: &HealthReport) -> StatusCode {
+    if h.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// `3d4h5m6s`, leaving out leading zero units.
+fn format_uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m{s}s"),
+        _ => format!("{d}d{h}h{m}m{s}s"),
+    }
+}
+
+fn format_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1_048_576 => format!("{}KB", n / 1024),
+        1_048_576..1_073_741_824 => format!("{}MB", n / 1_048_576),
+        _ => format!("{:.1}GB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+/// This process's resident memory, where the OS tells it (`/proc/self/status`).
+fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}

@@ -1,0 +1,70 @@
+//! The HTTP adapter: one axum router for both path families. Handlers parse
+//! into commands, call one operation and map the result; the local server
+//! mounts every route, a Lambda function mounts its own.
+
+mod api_v1;
+mod error;
+mod extract;
+mod health;
+mod queue_admin;
+mod queue_api;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, Method, Uri},
+    middleware::{self, Next},
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+
+pub use extract::{parse_json, JsonBody};
+
+use crate::{app::AppState, error::Error};
+
+/// Every route of both families.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/message-queue/publish", post(queue_api::publish))
+        .route("/message-queue/subscribe", post(queue_api::subscribe))
+        .route("/message-queue/messages/{message_id}", get(queue_api::message))
+        .route("/message-queue/queues", get(queue_admin::list))
+        .route(
+            "/message-queue/queues/{queue_name}",
+            get(queue_admin::status).put(queue_admin::declare).delete(queue_admin::delete),
+        )
+        .route("/api/v1/messages", post(api_v1::produce))
+        .route("/api/v1/topics", post(api_v1::create_topic))
+        .route("/api/v1/topics/{name}", get(api_v1::topic))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(protected)
+        .route("/health", get(health::v1))
+        .route("/message-queue/health", get(health::message_queue))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Verifies the bearer token and hands the principal to the handler.
+async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, Error> {
+    let header = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    let principal = state.auth.verify(header)?;
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    state.service.metrics.record_request(response.status().is_server_error());
+    response
+}
+
+async fn not_found(method: Method, uri: Uri) -> Error {
+    Error::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Error {
+    Error::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
+}

@@ -1,0 +1,23 @@
+//! The message-queue service: everything but the `main` functions.
+//!
+//! - [`domain`]: parsed types (queue names, message ids, durations, timestamps).
+//! - [`config`]: typed configuration from the environment.
+//! - [`error`]: the one error type and its mapping to status and code.
+//! - [`auth`]: bearer-token verification.
+//! - [`ports`]: the `MessageLog` and `MetadataStore` traits.
+//! - [`embedded`]: the SQLite backend behind both ports (the default).
+//! - [`ops`]: the operations, framework-free.
+//! - [`metrics`]: this process's performance figures.
+//! - [`http`]: the axum router for both API families.
+//! - [`app`]: building the service from configuration.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod embedded;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod ops;
+pub mod ports;

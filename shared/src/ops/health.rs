@@ -1,0 +1,67 @@
+//! Health: the backend's answer and what this process and the stores count.
+
+use std::time::{Duration, Instant};
+
+use super::Service;
+use crate::{domain::Timestamp, metrics::QueuePerformance, ports::BackendInfo};
+
+/// Totals of queues or consumers, split by whether they are active.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueCounts {
+    pub total: u64,
+    pub active: u64,
+}
+
+/// What both health endpoints report.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    /// `None` when the backend did not answer.
+    pub backend: Option<BackendInfo>,
+    pub backend_error: Option<String>,
+    pub backend_latency: Duration,
+    pub queues: QueueCounts,
+    pub consumers: QueueCounts,
+    pub uptime: Duration,
+    pub performance: QueuePerformance,
+    pub error_rate: f64,
+    pub checked_at: Timestamp,
+}
+
+impl HealthReport {
+    pub fn healthy(&self) -> bool {
+        self.backend.is_some()
+    }
+}
+
+impl Service {
+    /// Checks the backend and gathers the counts; never fails, reports instead.
+    pub async fn health(&self) -> HealthReport {
+        let started = Instant::now();
+        let described = self.log.describe().await;
+        let backend_latency = started.elapsed();
+        let (queues, consumers) = self.counts().await.unwrap_or_default();
+        let now = Timestamp::now();
+        HealthReport {
+            backend_error: described.as_ref().err().map(ToString::to_string),
+            backend: described.ok(),
+            backend_latency,
+            queues,
+            consumers,
+            uptime: self.started.elapsed(),
+            performance: self.metrics.overall(now),
+            error_rate: self.metrics.error_rate(),
+            checked_at: now,
+        }
+    }
+
+    async fn counts(&self) -> crate::error::Result<(QueueCounts, QueueCounts)> {
+        let queues = self.meta.queues().await?;
+        let subs = self.meta.subscriptions(None).await?;
+        let active_queues = queues.iter().filter(|q| subs.iter().any(|s| s.queue_id == q.id)).count();
+        let active_subs = subs.iter().filter(|s| s.status == "active").count();
+        Ok((
+            QueueCounts { total: queues.len() as u64, active: active_queues as u64 },
+            QueueCounts { total: subs.len() as u64, active: active_subs as u64 },
+        ))
+    }
+}

@@ -1,0 +1,107 @@
+//! The operations: framework-free, one file per area. Handlers parse input
+//! into these commands, call one method of [`Service`], and map its result.
+
+mod health;
+mod messages;
+mod publish;
+mod queues;
+mod subscriptions;
+
+use std::{
+    sync::{atomic::AtomicU32, Arc},
+    time::Instant,
+};
+
+pub use health::{HealthReport, QueueCounts};
+pub use messages::{MessageStatus, MessageView};
+pub use publish::{Publish, Published};
+pub use queues::{parse_arguments, QueueDeclaration, QueueStatus, TopicSpec};
+pub use subscriptions::{CallbackUrl, NewSubscription};
+
+use crate::{
+    auth::Principal,
+    config::Config,
+    domain::QueueName,
+    error::{Error, Result, StoreError},
+    metrics::Metrics,
+    ports::{MessageLog, MetadataStore, Queue, QueueArguments, QueueSettings},
+};
+
+/// Most partitions a queue may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+/// The service: configuration, the two ports, and this process's figures.
+#[derive(Clone)]
+pub struct Service {
+    pub config: Arc<Config>,
+    log: Arc<dyn MessageLog>,
+    meta: Arc<dyn MetadataStore>,
+    pub metrics: Arc<Metrics>,
+    started: Instant,
+    next_partition: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(config: Config, log: Arc<dyn MessageLog>, meta: Arc<dyn MetadataStore>) -> Self {
+        Self {
+            config: Arc::new(config),
+            log,
+            meta,
+            metrics: Arc::default(),
+            started: Instant::now(),
+            next_partition: Arc::default(),
+        }
+    }
+
+    /// Settings of a queue made without a declaration.
+    fn default_settings(&self) -> QueueSettings {
+        QueueSettings {
+            durable: true,
+            auto_delete: false,
+            exclusive: false,
+            arguments: QueueArguments::default(),
+            partitions: self.config.default_partitions,
+            replication: 1,
+            retention_ms: None,
+            max_bytes: None,
+        }
+    }
+
+    /// The queue of that name, created with defaults when missing and `create` allows it.
+    async fn resolve_queue(&self, caller: &Principal, name: &QueueName, create: bool) -> Result<Queue> {
+        let queue = match self.meta.queue(name).await? {
+            Some(q) => q,
+            None if create && self.config.auto_create_queues => {
+                match self.meta.create_queue(name, &self.default_settings(), None).await {
+                    Ok(q) => q,
+                    // Another request made it first.
+                    Err(StoreError::Conflict(_)) => self.existing_queue(name).await?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => return Err(Error::QueueNotFound { queue: name.to_string() }),
+        };
+        check_access(caller, &queue)?;
+        Ok(queue)
+    }
+
+    async fn existing_queue(&self, name: &QueueName) -> Result<Queue> {
+        self.meta.queue(name).await?.ok_or_else(|| Error::QueueNotFound { queue: name.to_string() })
+    }
+}
+
+/// An exclusive queue is used by the principal that declared it and no other.
+fn check_access(caller: &Principal, queue: &Queue) -> Result<()> {
+    match &queue.owner {
+        Some(owner) if queue.settings.exclusive && owner != &caller.subject => Err(Error::Forbidden {
+            reason: format!("queue {} is exclusive to the principal that declared it", queue.name),
+        }),
+        _ => Ok(()),
+    }
+}

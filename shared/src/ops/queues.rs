@@ -1,0 +1,195 @@
+//! Queue and topic administration, and the status both families report.
+
+use serde_json::{Map, Value};
+
+use super::{check_access, Service, MAX_PARTITIONS};
+use crate::{
+    auth::Principal,
+    domain::{QueueName, Timestamp},
+    error::{Error, Result, StoreError},
+    metrics::QueuePerformance,
+    ports::{PartitionInfo, Queue, QueueArguments, QueueSettings},
+};
+
+/// A RabbitMQ-style declaration (`PUT /message-queue/queues/{name}`).
+#[derive(Debug, Clone, Default)]
+pub struct QueueDeclaration {
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive: bool,
+    pub arguments: QueueArguments,
+}
+
+/// A Kafka-style topic creation (`POST /api/v1/topics`).
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: QueueName,
+    pub partitions: Option<u32>,
+    pub replication: u32,
+    pub retention_ms: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+/// A queue with its live counts.
+#[derive(Debug, Clone)]
+pub struct QueueStatus {
+    pub queue: Queue,
+    pub message_count: u64,
+    pub consumer_count: u64,
+    pub messages_published: u64,
+    pub partitions: Vec<PartitionInfo>,
+    pub performance: QueuePerformance,
+    /// Latest of the last configuration change and the last publish.
+    pub last_updated: Timestamp,
+}
+
+impl QueueStatus {
+    /// `active` while a consumer or subscription is attached, else `idle`.
+    pub fn state(&self) -> &'static str {
+        if self.consumer_count > 0 { "active" } else { "idle" }
+    }
+}
+
+/// Reads the `arguments` object of a declaration; names it does not understand are refused.
+pub fn parse_arguments(args: &Map<String, Value>) -> Result<QueueArguments> {
+    let mut parsed = QueueArguments::default();
+    for (name, value) in args {
+        let field = format!("arguments.{name}");
+        let positive = || value.as_u64().filter(|&n| n > 0).ok_or_else(|| Error::invalid(&field, "must be a positive integer"));
+        match name.as_str() {
+            "x-message-ttl" => parsed.message_ttl_ms = Some(positive()?),
+            "x-max-length" => parsed.max_length = Some(positive()?),
+            "x-dead-letter-queue" => {
+                let name = value.as_str().ok_or_else(|| Error::invalid(&field, "must be a queue name"))?;
+                parsed.dead_letter_queue = Some(QueueName::parse(name).map_err(|e| Error::invalid(&field, e))?);
+            }
+            _ => {
+                return Err(Error::invalid(
+                    field,
+                    "unknown argument; supported: x-message-ttl, x-max-length, x-dead-letter-queue",
+                ));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+impl Service {
+    /// Creates a queue or replaces its declaration; true when it was created.
+    pub async fn declare_queue(&self, caller: &Principal, name: &QueueName, decl: QueueDeclaration) -> Result<(QueueStatus, bool)> {
+        let (queue, created) = match self.meta.queue(name).await? {
+            Some(existing) => {
+                check_access(caller, &existing)?;
+                if existing.settings.exclusive != decl.exclusive {
+                    return Err(Error::Conflict { reason: format!("queue {name} exists; 'exclusive' cannot change after creation") });
+                }
+                let settings = QueueSettings {
+                    durable: decl.durable,
+                    auto_delete: decl.auto_delete,
+                    arguments: decl.arguments,
+                    ..existing.settings
+                };
+                (self.meta.update_queue(existing.id, &settings).await.map_err(|e| gone(e, name))?, false)
+            }
+            None => {
+                let settings = QueueSettings {
+                    durable: decl.durable,
+                    auto_delete: decl.auto_delete,
+                    exclusive: decl.exclusive,
+                    arguments: decl.arguments,
+                    ..self.default_settings()
+                };
+                let owner = decl.exclusive.then_some(caller.subject.as_str());
+                let queue = self.meta.create_queue(name, &settings, owner).await.map_err(|e| match e {
+                    StoreError::Conflict(_) => Error::Conflict { reason: format!("queue {name} was declared concurrently; retry") },
+                    e => e.into(),
+                })?;
+                (queue, true)
+            }
+        };
+        Ok((self.status_of(queue).await?, created))
+    }
+
+    /// Creates a topic; `TopicExists` when the name is taken.
+    pub async fn create_topic(&self, spec: TopicSpec) -> Result<QueueStatus> {
+        let partitions = spec.partitions.unwrap_or(self.config.default_partitions);
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(Error::invalid("partitions", format!("must be 1 to {MAX_PARTITIONS}")));
+        }
+        let settings = QueueSettings {
+            partitions,
+            replication: spec.replication,
+            retention_ms: spec.retention_ms,
+            max_bytes: spec.max_bytes,
+            ..self.default_settings()
+        };
+        let queue = self.meta.create_queue(&spec.name, &settings, None).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::TopicExists { topic: spec.name.to_string() },
+            e => e.into(),
+        })?;
+        self.status_of(queue).await
+    }
+
+    /// The status of one queue.
+    pub async fn queue_status(&self, caller: &Principal, name: &QueueName) -> Result<QueueStatus> {
+        let queue = self.existing_queue(name).await?;
+        check_access(caller, &queue)?;
+        self.status_of(queue).await
+    }
+
+    /// The status of every queue, by name.
+    pub async fn list_queues(&self) -> Result<Vec<QueueStatus>> {
+        let mut all = Vec::new();
+        for queue in self.meta.queues().await? {
+            all.push(self.status_of(queue).await?);
+        }
+        Ok(all)
+    }
+
+    /// Deletes a queue with its records and subscriptions.
+    pub async fn delete_queue(&self, caller: &Principal, name: &QueueName) -> Result<()> {
+        let queue = self.existing_queue(name).await?;
+        check_access(caller, &queue)?;
+        if !self.meta.delete_queue(queue.id).await? {
+            return Err(Error::QueueNotFound { queue: name.to_string() });
+        }
+        self.log.delete_log(queue.id).await?;
+        Ok(())
+    }
+
+    /// Applies every queue's retention (age, then size); returns the records removed.
+    pub async fn enforce_retention(&self) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut removed = 0;
+        for queue in self.meta.queues().await? {
+            let retention = queue.settings.retention_ms.unwrap_or(self.config.default_retention_ms);
+            let before = Timestamp(now.0.saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX)));
+            removed += self.log.trim(queue.id, before, queue.settings.max_bytes).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
+        let now = Timestamp::now();
+        let partitions = self.log.partitions(queue.id).await?;
+        let message_count = self.log.count_live(queue.id, now).await?;
+        let consumer_count = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
+        let last_publish = partitions.iter().filter_map(|p| p.last_published_at).max();
+        Ok(QueueStatus {
+            message_count,
+            consumer_count,
+            messages_published: partitions.iter().map(|p| p.end_offset).sum(),
+            performance: self.metrics.queue(queue.id, now),
+            last_updated: last_publish.map_or(queue.updated_at, |t| t.max(queue.updated_at)),
+            partitions,
+            queue,
+        })
+    }
+}
+
+fn gone(e: StoreError, name: &QueueName) -> Error {
+    match e {
+        StoreError::NotFound => Error::QueueNotFound { queue: name.to_string() },
+        e => e.into(),
+    }
+}

@@ -1,0 +1,103 @@
+//! Push subscriptions: stored now, delivered by the dispatcher.
+
+use std::collections::BTreeMap;
+
+use axum::http::Uri;
+
+use super::Service;
+use crate::{
+    auth::{random_hex, Principal},
+    domain::{QueueName, RoutingPattern, Timestamp},
+    error::{Error, Result, StoreError},
+    ports::{RetryPolicy, Subscription},
+};
+
+/// Longest callback URL accepted.
+const MAX_URL: usize = 2048;
+
+/// An absolute `http` or `https` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackUrl(String);
+
+impl CallbackUrl {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if s.len() > MAX_URL {
+            return Err(format!("must be at most {MAX_URL} bytes"));
+        }
+        let uri: Uri = s.parse().map_err(|_| "is not a valid absolute URL".to_owned())?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            Some(other) => return Err(format!("scheme {other:?} is not allowed; use http or https")),
+            None => return Err("must be an absolute http(s) URL".into()),
+        }
+        let host = uri.host().unwrap_or_default();
+        if host.is_empty() {
+            return Err("must name a host".into());
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err("must not carry credentials; put them in the subscription's headers".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A subscription to create, already validated.
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub queue: QueueName,
+    pub routing_key: RoutingPattern,
+    pub callback_url: CallbackUrl,
+    pub headers: BTreeMap<String, String>,
+    pub retry_policy: RetryPolicy,
+    pub dead_letter_queue: Option<QueueName>,
+    pub prefetch_count: u32,
+}
+
+impl Service {
+    /// Stores a subscription; the queue (and dead-letter queue) follow the auto-create rule.
+    pub async fn subscribe(&self, caller: &Principal, new: NewSubscription) -> Result<Subscription> {
+        let queue = self.resolve_queue(caller, &new.queue, true).await?;
+        if let Some(dlq) = &new.dead_letter_queue {
+            self.resolve_queue(caller, dlq, true).await?;
+        }
+        let now = Timestamp::now().0;
+        let sub = Subscription {
+            id: format!("sub_{}", random_hex(12)),
+            queue_id: queue.id,
+            queue: queue.name,
+            routing_key: new.routing_key,
+            callback_url: new.callback_url.0,
+            headers: new.headers,
+            retry_policy: new.retry_policy,
+            dead_letter_queue: new.dead_letter_queue,
+            prefetch_count: new.prefetch_count,
+            status: "pending".into(),
+            owner: Some(caller.subject.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.meta.create_subscription(&sub).await {
+            Ok(()) => Ok(sub),
+            Err(StoreError::NotFound) => Err(Error::QueueNotFound { queue: sub.queue.to_string() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_urls_must_be_absolute_http() {
+        assert!(CallbackUrl::parse("https://api.delivery.com/delivery-service/events").is_ok());
+        assert!(CallbackUrl::parse("http://127.0.0.1:9000/hook").is_ok());
+        for bad in ["ftp://x/y", "/relative", "https://", "https://user:pw@host/x", "not a url", "file:///etc/passwd"] {
+            assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
