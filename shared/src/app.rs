@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{
-    auth::Authenticator, config::Config, embedded::SqliteStore, error::StoreError, ops::Service,
-};
+use crate::{auth::Authenticator, config::Config, embedded::SqliteStore, error::StoreError, ops::Service};
 
 /// Bytes a request body may hold beyond the largest message: field names, headers, key.
 pub const ENVELOPE_ALLOWANCE: usize = 64 * 1024;

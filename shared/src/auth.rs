@@ -3,7 +3,7 @@
 
 use std::{io::Write, path::Path};
 
-use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{config::JwtConfig, domain::Timestamp, error::Error};
@@ -59,7 +59,8 @@ impl Authenticator {
     /// Checks an `Authorization` header value.
     pub fn verify(&self, header: Option<&str>) -> Result<Principal, Error> {
         let refuse = |reason: &str| Error::Unauthorized { reason: reason.into() };
-        let header = header.ok_or_else(|| refuse("missing Authorization header; send 'Authorization: Bearer <token>'"))?;
+        let header =
+            header.ok_or_else(|| refuse("missing Authorization header; send 'Authorization: Bearer <token>'"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -72,7 +73,9 @@ impl Authenticator {
                 ErrorKind::ImmatureSignature => "the token is not valid yet",
                 ErrorKind::InvalidSignature => "the token's signature does not verify",
                 ErrorKind::InvalidAlgorithm => "the token's algorithm is not allowed; use HS256",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, or the configured iss/aud)",
+                ErrorKind::MissingRequiredClaim(_) => {
+                    "the token lacks a required claim (exp, or the configured iss/aud)"
+                }
                 ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
                 ErrorKind::InvalidAudience => "the token's audience is not accepted",
                 _ => "the token is malformed",
@@ -109,7 +112,9 @@ pub fn local_secret(data_dir: &Path) -> std::io::Result<String> {
             Ok(secret)
         }
         // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read_to_string(&path)?.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
         Err(e) => Err(e),
     }
 }

@@ -1,7 +1,7 @@
 //! The one error type of the service. Each variant knows its status code and
 //! its `error` code; `http::error` writes it as `{"error","message","details"}`.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Result of an operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

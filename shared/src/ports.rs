@@ -170,7 +170,8 @@ pub trait MessageLog: Send + Sync + 'static {
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
     /// Creates a queue; `Conflict` when the name is taken.
-    async fn create_queue(&self, name: &QueueName, settings: &QueueSettings, owner: Option<&str>) -> StoreResult<Queue>;
+    async fn create_queue(&self, name: &QueueName, settings: &QueueSettings, owner: Option<&str>)
+    -> StoreResult<Queue>;
     /// Replaces a queue's settings; `NotFound` when it is gone.
     async fn update_queue(&self, id: QueueId, settings: &QueueSettings) -> StoreResult<Queue>;
     /// Looks a queue up by name.

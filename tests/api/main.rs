@@ -1,1 +1,14 @@
+//! Black-box HTTP tests: each starts the real server binary on 127.0.0.1:0
+//! with a fresh data directory and talks to it through a real HTTP client.
 
+#![allow(unreachable_pub)]
+
+mod admin;
+mod auth;
+mod bad_input;
+mod durability;
+mod health;
+mod helpers;
+mod publish;
+mod seeds;
+mod topics;

@@ -5,7 +5,7 @@ mod message_id;
 mod names;
 mod timestamp;
 
-pub use duration::{format_duration_ms, parse_duration_ns, DurationInput};
+pub use duration::{DurationInput, format_duration_ms, parse_duration_ns};
 pub use message_id::MessageId;
-pub use names::{QueueName, RoutingKey, RoutingPattern, MAX_QUEUE_NAME, MAX_ROUTING_KEY};
+pub use names::{MAX_QUEUE_NAME, MAX_ROUTING_KEY, QueueName, RoutingKey, RoutingPattern};
 pub use timestamp::Timestamp;

@@ -1,10 +1,10 @@
 //! The message log on SQLite: one row per record, offsets kept per partition.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::{writer::backend, SqliteStore};
+use super::{SqliteStore, writer::backend};
 use crate::{
     domain::{MessageId, Timestamp},
     error::StoreError,
@@ -19,7 +19,7 @@ impl MessageLog for SqliteStore {
             Content::Text(s) => (false, s.clone()),
         };
         let headers = Value::Object(record.headers.clone()).to_string();
-        self.write(move |conn| {
+        self.writing(move |conn| {
             let exists: Option<i64> = conn
                 .prepare_cached("SELECT 1 FROM queues WHERE id = ?1")
                 .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
@@ -63,7 +63,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn read(&self, id: MessageId) -> StoreResult<Option<Record>> {
-        self.read(move |conn| {
+        self.reading(move |conn| {
             conn.prepare_cached(
                 "SELECT key, routing_key, is_json, content, headers, priority, ttl_ms, persistent, published_at
                  FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3",
@@ -75,11 +75,11 @@ impl MessageLog for SqliteStore {
     }
 
     async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
-        self.read(move |conn| partitions(conn, queue)).await
+        self.reading(move |conn| partitions(conn, queue)).await
     }
 
     async fn count_live(&self, queue: QueueId, now: Timestamp) -> StoreResult<u64> {
-        self.read(move |conn| {
+        self.reading(move |conn| {
             conn.prepare_cached("SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND published_at + ttl_ms > ?2")
                 .and_then(|mut s| s.query_row(params![queue, now.0], |r| r.get(0)))
                 .map_err(backend)
@@ -88,7 +88,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64> {
-        self.write(move |conn| {
+        self.writing(move |conn| {
             let mut removed = conn
                 .execute("DELETE FROM records WHERE queue_id = ?1 AND published_at < ?2", params![queue, before.0])
                 .map_err(backend)?;
@@ -101,7 +101,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn delete_log(&self, queue: QueueId) -> StoreResult<()> {
-        self.write(move |conn| {
+        self.writing(move |conn| {
             conn.execute("DELETE FROM records WHERE queue_id = ?1", [queue]).map_err(backend)?;
             conn.execute("DELETE FROM partitions WHERE queue_id = ?1", [queue]).map_err(backend)?;
             Ok(())
@@ -111,7 +111,8 @@ impl MessageLog for SqliteStore {
 
     async fn describe(&self) -> StoreResult<BackendInfo> {
         let path = self.path().to_owned();
-        let version = self.read(|conn| conn.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(backend)).await?;
+        let version =
+            self.reading(|conn| conn.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(backend)).await?;
         let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(BackendInfo { kind: "sqlite", version, disk_bytes: Some(size(&path) + size(&wal)) })

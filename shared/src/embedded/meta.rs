@@ -2,9 +2,9 @@
 //! as JSON documents, as the DynamoDB backend stores them.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{writer::backend, SqliteStore};
+use super::{SqliteStore, writer::backend};
 use crate::{
     domain::{QueueName, Timestamp},
     error::StoreError,
@@ -15,9 +15,14 @@ const QUEUE_COLUMNS: &str = "id, name, settings, owner, created_at, updated_at";
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
-    async fn create_queue(&self, name: &QueueName, settings: &QueueSettings, owner: Option<&str>) -> StoreResult<Queue> {
+    async fn create_queue(
+        &self,
+        name: &QueueName,
+        settings: &QueueSettings,
+        owner: Option<&str>,
+    ) -> StoreResult<Queue> {
         let (name, settings, owner) = (name.clone(), settings.clone(), owner.map(str::to_owned));
-        self.write(move |conn| {
+        self.writing(move |conn| {
             let now = Timestamp::now().0;
             let inserted = conn
                 .execute(
@@ -43,7 +48,7 @@ impl MetadataStore for SqliteStore {
 
     async fn update_queue(&self, id: QueueId, settings: &QueueSettings) -> StoreResult<Queue> {
         let settings = settings.clone();
-        self.write(move |conn| {
+        self.writing(move |conn| {
             let changed = conn
                 .execute(
                     "UPDATE queues SET settings = ?2, updated_at = ?3 WHERE id = ?1",
@@ -60,16 +65,17 @@ impl MetadataStore for SqliteStore {
 
     async fn queue(&self, name: &QueueName) -> StoreResult<Option<Queue>> {
         let name = name.clone();
-        self.read(move |conn| queue_where(conn, "name = ?1", name.as_str())).await
+        self.reading(move |conn| queue_where(conn, "name = ?1", name.as_str())).await
     }
 
     async fn queue_by_id(&self, id: QueueId) -> StoreResult<Option<Queue>> {
-        self.read(move |conn| queue_where(conn, "id = ?1", id)).await
+        self.reading(move |conn| queue_where(conn, "id = ?1", id)).await
     }
 
     async fn queues(&self) -> StoreResult<Vec<Queue>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name")).map_err(backend)?;
+        self.reading(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name")).map_err(backend)?;
             let rows = stmt.query_map([], queue_from_row).map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
@@ -77,7 +83,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_queue(&self, id: QueueId) -> StoreResult<bool> {
-        self.write(move |conn| {
+        self.writing(move |conn| {
             conn.execute("DELETE FROM subscriptions WHERE queue_id = ?1", [id]).map_err(backend)?;
             Ok(conn.execute("DELETE FROM queues WHERE id = ?1", [id]).map_err(backend)? > 0)
         })
@@ -86,7 +92,7 @@ impl MetadataStore for SqliteStore {
 
     async fn create_subscription(&self, sub: &Subscription) -> StoreResult<()> {
         let (id, queue_id, body) = (sub.id.clone(), sub.queue_id, to_json(sub)?);
-        self.write(move |conn| {
+        self.writing(move |conn| {
             let queue_exists = conn
                 .query_row("SELECT 1 FROM queues WHERE id = ?1", [queue_id], |_| Ok(()))
                 .optional()
@@ -94,8 +100,11 @@ impl MetadataStore for SqliteStore {
             if queue_exists.is_none() {
                 return Err(StoreError::NotFound);
             }
-            conn.execute("INSERT INTO subscriptions (id, queue_id, body) VALUES (?1, ?2, ?3)", params![id, queue_id, body])
-                .map_err(backend)?;
+            conn.execute(
+                "INSERT INTO subscriptions (id, queue_id, body) VALUES (?1, ?2, ?3)",
+                params![id, queue_id, body],
+            )
+            .map_err(backend)?;
             Ok(())
         })
         .await
@@ -103,7 +112,7 @@ impl MetadataStore for SqliteStore {
 
     async fn subscription(&self, id: &str) -> StoreResult<Option<Subscription>> {
         let id = id.to_owned();
-        self.read(move |conn| {
+        self.reading(move |conn| {
             let body: Option<String> = conn
                 .query_row("SELECT body FROM subscriptions WHERE id = ?1", [id], |r| r.get(0))
                 .optional()
@@ -114,7 +123,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn subscriptions(&self, queue: Option<QueueId>) -> StoreResult<Vec<Subscription>> {
-        self.read(move |conn| {
+        self.reading(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT body FROM subscriptions WHERE ?1 IS NULL OR queue_id = ?1 ORDER BY id")
                 .map_err(backend)?;

@@ -17,7 +17,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{error::StoreError, ports::StoreResult};
-use writer::{backend, Writer};
+use writer::{Writer, backend};
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
@@ -56,7 +56,7 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    async fn writing<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
@@ -64,7 +64,7 @@ impl SqliteStore {
         self.inner.writer.write(f).await
     }
 
-    async fn read<R, F>(&self, f: F) -> StoreResult<R>
+    async fn reading<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
@@ -99,7 +99,9 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(backend)?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(backend)?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests;

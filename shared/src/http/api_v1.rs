@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::{
+    Extension, Json,
     extract::{Path, State},
     http::StatusCode,
-    Extension, Json,
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{queue_api::parse_queue, JsonBody};
+use super::{JsonBody, queue_api::parse_queue};
 use crate::{
     app::AppState,
     auth::Principal,
@@ -46,7 +46,8 @@ pub(super) async fn produce(
     if req.key.as_ref().is_some_and(|k| k.len() > MAX_KEY) {
         return Err(Error::invalid("key", format!("must be at most {MAX_KEY} bytes")));
     }
-    let headers: Map<String, Value> = req.headers.unwrap_or_default().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let headers: Map<String, Value> =
+        req.headers.unwrap_or_default().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let cmd = Publish {
         queue: parse_queue("topic", &req.topic)?,
         routing_key: req.key.as_deref().and_then(|k| RoutingKey::parse(k).ok()).map(String::from),
@@ -99,7 +100,9 @@ pub(super) async fn create_topic(
     let max_bytes = match req.max_size {
         None => None,
         Some(SizeInput::Number(n)) => Some(n),
-        Some(SizeInput::Text(s)) => Some(s.trim().parse().map_err(|_| Error::invalid("max_size", "must be a number of bytes"))?),
+        Some(SizeInput::Text(s)) => {
+            Some(s.trim().parse().map_err(|_| Error::invalid("max_size", "must be a number of bytes"))?)
+        }
     };
     if max_bytes == Some(0) {
         return Err(Error::invalid("max_size", "must be at least 1 byte"));

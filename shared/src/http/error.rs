@@ -1,9 +1,9 @@
 //! Writes an [`Error`] as the spec's body `{"error","message","details"}`.
 
 use axum::{
-    http::{header, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
     Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 use axum::{
     body::Body,
     extract::{FromRequest, Request},
-    http::{header, HeaderMap},
+    http::{HeaderMap, header},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
@@ -22,11 +22,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         check_content_type(req.headers())?;
         let limit = state.body_limit();
         let too_large = |size| Error::PayloadTooLarge { limit: limit as u64, size };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(declared));
         }
@@ -96,7 +93,11 @@ fn data_error(path: &str, issue: &str) -> Error {
     } else {
         issue.to_owned()
     };
-    if field == "message" || field == "content" { Error::invalid_message(field, issue) } else { Error::invalid(field, issue) }
+    if field == "message" || field == "content" {
+        Error::invalid_message(field, issue)
+    } else {
+        Error::invalid(field, issue)
+    }
 }
 
 fn strip_position(msg: &str) -> String {

@@ -1,7 +1,7 @@
 //! `GET /health` (spec 002) and `GET /message-queue/health` (spec 000).
 
-use axum::{extract::State, http::StatusCode, Json};
-use serde_json::{json, Value};
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Value, json};
 
 use crate::{app::AppState, domain::format_duration_ms, ops::HealthReport};
 

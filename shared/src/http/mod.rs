@@ -10,15 +10,15 @@ mod queue_admin;
 mod queue_api;
 
 use axum::{
+    Router,
     extract::{Request, State},
-    http::{header, Method, Uri},
+    http::{Method, Uri, header},
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
-    Router,
 };
 
-pub use extract::{parse_json, JsonBody};
+pub use extract::{JsonBody, parse_json};
 
 use crate::{app::AppState, error::Error};
 

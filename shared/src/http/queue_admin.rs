@@ -1,20 +1,20 @@
 //! `/message-queue/queues`: declare, inspect, list and delete queues.
 
 use axum::{
+    Extension, Json,
     extract::{Path, State},
     http::StatusCode,
-    Extension, Json,
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{queue_api::parse_queue, JsonBody};
+use super::{JsonBody, queue_api::parse_queue};
 use crate::{
     app::AppState,
     auth::Principal,
     domain::format_duration_ms,
     error::Result,
-    ops::{parse_arguments, QueueDeclaration, QueueStatus},
+    ops::{QueueDeclaration, QueueStatus, parse_arguments},
 };
 
 #[derive(Debug, Deserialize)]

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use axum::{
+    Extension, Json,
     extract::{Path, State},
     http::{HeaderName, HeaderValue, StatusCode},
-    Extension, Json,
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::JsonBody;
 use crate::{
@@ -43,7 +43,11 @@ pub(super) async fn publish(
     let cmd = Publish {
         queue: parse_queue("queue", &req.queue)?,
         key: None,
-        routing_key: req.routing_key.map(|k| RoutingKey::parse(&k).map_err(|e| Error::invalid("routing_key", e))).transpose()?.map(String::from),
+        routing_key: req
+            .routing_key
+            .map(|k| RoutingKey::parse(&k).map_err(|e| Error::invalid("routing_key", e)))
+            .transpose()?
+            .map(String::from),
         content: Content::Json(json_content(req.message)?),
         headers: req.headers.unwrap_or_default(),
         priority: None,

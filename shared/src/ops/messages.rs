@@ -1,6 +1,6 @@
 //! Reading a message back by id: the id locates the record in the log.
 
-use super::{check_access, Service};
+use super::{Service, check_access};
 use crate::{
     auth::Principal,
     domain::{MessageId, Timestamp},
@@ -43,7 +43,8 @@ impl Service {
         let queue = self.meta.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
         check_access(caller, &queue)?;
         let record = self.log.read(id).await?.ok_or_else(not_found)?;
-        let status = if record.expires_at() <= Timestamp::now() { MessageStatus::Expired } else { MessageStatus::Published };
+        let status =
+            if record.expires_at() <= Timestamp::now() { MessageStatus::Expired } else { MessageStatus::Published };
         Ok(MessageView { id, queue, record, status })
     }
 }

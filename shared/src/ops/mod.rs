@@ -8,14 +8,14 @@ mod queues;
 mod subscriptions;
 
 use std::{
-    sync::{atomic::AtomicU32, Arc},
+    sync::{Arc, atomic::AtomicU32},
     time::Instant,
 };
 
 pub use health::{HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
-pub use queues::{parse_arguments, QueueDeclaration, QueueStatus, TopicSpec};
+pub use queues::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use subscriptions::{CallbackUrl, NewSubscription};
 
 use crate::{

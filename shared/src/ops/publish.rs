@@ -109,8 +109,12 @@ mod tests {
     #[test]
     fn murmur2_matches_kafkas_test_vectors() {
         // From Kafka's UtilsTest.testMurmur2.
-        let cases: [(&str, i32); 4] =
-            [("21", -973_932_308), ("foobar", -790_332_482), ("a-little-bit-long-string", -985_981_536), ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971)];
+        let cases: [(&str, i32); 4] = [
+            ("21", -973_932_308),
+            ("foobar", -790_332_482),
+            ("a-little-bit-long-string", -985_981_536),
+            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+        ];
         for (key, want) in cases {
             assert_eq!(murmur2(key.as_bytes()) as i32, want, "{key}");
         }

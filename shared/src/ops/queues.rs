@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{check_access, Service, MAX_PARTITIONS};
+use super::{MAX_PARTITIONS, Service, check_access};
 use crate::{
     auth::Principal,
     domain::{QueueName, Timestamp},
@@ -55,7 +55,8 @@ pub fn parse_arguments(args: &Map<String, Value>) -> Result<QueueArguments> {
     let mut parsed = QueueArguments::default();
     for (name, value) in args {
         let field = format!("arguments.{name}");
-        let positive = || value.as_u64().filter(|&n| n > 0).ok_or_else(|| Error::invalid(&field, "must be a positive integer"));
+        let positive =
+            || value.as_u64().filter(|&n| n > 0).ok_or_else(|| Error::invalid(&field, "must be a positive integer"));
         match name.as_str() {
             "x-message-ttl" => parsed.message_ttl_ms = Some(positive()?),
             "x-max-length" => parsed.max_length = Some(positive()?),
@@ -76,12 +77,19 @@ pub fn parse_arguments(args: &Map<String, Value>) -> Result<QueueArguments> {
 
 impl Service {
     /// Creates a queue or replaces its declaration; true when it was created.
-    pub async fn declare_queue(&self, caller: &Principal, name: &QueueName, decl: QueueDeclaration) -> Result<(QueueStatus, bool)> {
+    pub async fn declare_queue(
+        &self,
+        caller: &Principal,
+        name: &QueueName,
+        decl: QueueDeclaration,
+    ) -> Result<(QueueStatus, bool)> {
         let (queue, created) = match self.meta.queue(name).await? {
             Some(existing) => {
                 check_access(caller, &existing)?;
                 if existing.settings.exclusive != decl.exclusive {
-                    return Err(Error::Conflict { reason: format!("queue {name} exists; 'exclusive' cannot change after creation") });
+                    return Err(Error::Conflict {
+                        reason: format!("queue {name} exists; 'exclusive' cannot change after creation"),
+                    });
                 }
                 let settings = QueueSettings {
                     durable: decl.durable,
@@ -101,7 +109,9 @@ impl Service {
                 };
                 let owner = decl.exclusive.then_some(caller.subject.as_str());
                 let queue = self.meta.create_queue(name, &settings, owner).await.map_err(|e| match e {
-                    StoreError::Conflict(_) => Error::Conflict { reason: format!("queue {name} was declared concurrently; retry") },
+                    StoreError::Conflict(_) => {
+                        Error::Conflict { reason: format!("queue {name} was declared concurrently; retry") }
+                    }
                     e => e.into(),
                 })?;
                 (queue, true)

@@ -6,7 +6,7 @@ use axum::http::Uri;
 
 use super::Service;
 use crate::{
-    auth::{random_hex, Principal},
+    auth::{Principal, random_hex},
     domain::{QueueName, RoutingPattern, Timestamp},
     error::{Error, Result, StoreError},
     ports::{RetryPolicy, Subscription},

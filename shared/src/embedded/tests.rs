@@ -1,0 +1,94 @@
+//! The embedded store's own guarantees: group commit keeps jobs apart, and
+//! offsets are dense per partition under concurrent appends.
+
+use std::sync::Arc;
+
+use super::SqliteStore;
+use crate::{
+    domain::{MessageId, QueueName, Timestamp},
+    error::StoreError,
+    ports::{Content, MessageLog, MetadataStore, QueueArguments, QueueSettings, Record},
+};
+
+fn settings() -> QueueSettings {
+    QueueSettings {
+        durable: true,
+        auto_delete: false,
+        exclusive: false,
+        arguments: QueueArguments::default(),
+        partitions: 2,
+        replication: 1,
+        retention_ms: None,
+        max_bytes: None,
+    }
+}
+
+fn record(text: &str) -> Record {
+    Record {
+        key: None,
+        routing_key: None,
+        content: Content::Text(text.into()),
+        headers: Default::default(),
+        priority: None,
+        ttl_ms: 60_000,
+        persistent: true,
+        published_at: Timestamp::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_dense_offsets_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let tasks: Vec<_> = (0..200u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { (i % 2, store.append(queue.id, i % 2, record(&i.to_string())).await.unwrap()) })
+        })
+        .collect();
+    let mut offsets = [Vec::new(), Vec::new()];
+    for t in tasks {
+        let (p, o) = t.await.unwrap();
+        offsets[p as usize].push(o);
+    }
+    for partition in &mut offsets {
+        partition.sort_unstable();
+        assert_eq!(*partition, (0..100).collect::<Vec<u64>>());
+    }
+    let info = store.partitions(queue.id).await.unwrap();
+    assert_eq!(info.iter().map(|p| p.end_offset).sum::<u64>(), 200);
+}
+
+#[tokio::test]
+async fn a_failing_job_does_not_undo_its_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let (name, settings) = (QueueName::parse("q").unwrap(), settings());
+    let (ok, gone, dup) = tokio::join!(
+        store.append(queue.id, 0, record("kept")),
+        store.append(queue.id + 1, 0, record("no such queue")),
+        store.create_queue(&name, &settings, None),
+    );
+    assert!(matches!(gone, Err(StoreError::NotFound)));
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    let id = MessageId { queue_id: queue.id, partition: 0, offset: ok.unwrap() };
+    assert_eq!(store.read(id).await.unwrap().unwrap().content, Content::Text("kept".into()));
+}
+
+#[tokio::test]
+async fn trim_removes_old_records_then_the_oldest_over_the_size_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    for i in 0..10 {
+        let mut r = record(&"x".repeat(100));
+        r.published_at = Timestamp(1_000 + i);
+        store.append(queue.id, 0, r).await.unwrap();
+    }
+    assert_eq!(store.trim(queue.id, Timestamp(1_003), None).await.unwrap(), 3);
+    assert_eq!(store.trim(queue.id, Timestamp(0), Some(450)).await.unwrap(), 3);
+    let p = store.partitions(queue.id).await.unwrap();
+    assert_eq!((p[0].start_offset, p[0].end_offset), (6, 10));
+}

@@ -1,0 +1,161 @@
+//! `TestServer`: the server binary as a child process, and a client for it.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, mpsc},
+    time::Duration,
+};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-secret-of-the-api-suite";
+
+/// A running server; killed when dropped.
+pub struct TestServer {
+    child: Mutex<Child>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestServer {
+    /// A server on a fresh data directory with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server on a fresh data directory with extra environment variables.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let mut server = Self::start_in(dir.path(), env);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on a data directory the caller keeps, so another can start on it later.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_message-queue"))
+            .env("MESSAGE_QUEUE_PORT", "0")
+            .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
+            .env("JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server reports its address");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { child: Mutex::new(child), base: format!("http://{addr}"), client, token: token("test-user"), _dir: None }
+    }
+
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would.
+    pub fn kill_hard(&self) {
+        let mut child = self.child.lock().expect("child lock");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
+    /// Sends a request with the default token; answers the status and the JSON body (or null).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        read(req.send().await.expect("the server answers")).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    /// Sends a raw body with the given content type and token.
+    pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let mut req =
+            self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        read(req.send().await.expect("the server answers")).await
+    }
+
+    /// Publishes a small JSON message to a queue through spec 000 and answers its id.
+    pub async fn publish(&self, queue: &str, message: Value) -> String {
+        let (status, body) = self.post("/message-queue/publish", json!({"queue": queue, "message": message})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["message_id"].as_str().expect("message_id").to_owned()
+    }
+}
+
+impl TestServer {
+    fn kill_hard_quietly(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill_hard_quietly();
+    }
+}
+
+/// The status and the JSON body of a response (null when empty or not JSON).
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A valid HS256 token for `sub`.
+pub fn token(sub: &str) -> String {
+    sign(Algorithm::HS256, SECRET, json!({"sub": sub, "exp": now() + 3600}))
+}
+
+pub fn sign(alg: Algorithm, secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("signed")
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// Asserts the spec's error shape and code, and answers the details.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) -> Value {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["error"], want_code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["details"].is_object(), "{body}");
+    body["details"].clone()
+}
+
+/// Asserts an RFC 3339 UTC timestamp.
+pub fn assert_rfc3339(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
+    assert!(s.ends_with('Z') && s.len() >= 20 && s.as_bytes()[10] == b'T', "{s} is not RFC 3339 UTC");
+}
