@@ -191,5 +191,7 @@ async fn spec002_create_topic_example_makes_a_three_partition_topic() {
     assert_eq!(topic["retention"], "604800000000000");
     assert_eq!(topic["max_size"], "1073741824");
     assert_eq!(topic["message_count"], 0);
+    let empty = |p: u32| json!({"partition": p, "start_offset": 0, "end_offset": 0});
+    assert_eq!(topic["partition_offsets"], json!([empty(0), empty(1), empty(2)]));
     assert_rfc3339(&topic["created_at"]);
 }

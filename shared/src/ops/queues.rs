@@ -181,7 +181,7 @@ impl Service {
 
     async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
         let now = Timestamp::now();
-        let partitions = self.log.partitions(queue.id).await?;
+        let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
         let message_count = self.log.count_live(queue.id, now).await?;
         let consumer_count = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
         let last_publish = partitions.iter().filter_map(|p| p.last_published_at).max();
@@ -195,6 +195,16 @@ impl Service {
             queue,
         })
     }
+}
+
+/// One entry per partition of the queue, empty ones included.
+fn every_partition(count: u32, known: Vec<PartitionInfo>) -> Vec<PartitionInfo> {
+    (0..count)
+        .map(|partition| {
+            let empty = PartitionInfo { partition, start_offset: 0, end_offset: 0, last_published_at: None };
+            known.iter().find(|p| p.partition == partition).copied().unwrap_or(empty)
+        })
+        .collect()
 }
 
 fn gone(e: StoreError, name: &QueueName) -> Error {
