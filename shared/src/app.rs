@@ -2,7 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::{auth::Authenticator, config::Config, embedded::SqliteStore, error::StoreError, ops::Service};
+use crate::{
+    auth::Authenticator,
+    config::Config,
+    embedded::SqliteStore,
+    error::StoreError,
+    ops::{Backends, Service},
+};
 
 /// Bytes a request body may hold beyond the largest message: field names, headers, key.
 pub const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
@@ -22,7 +28,8 @@ impl App {
     pub fn embedded(config: Config, jwt_secret: &str) -> Result<AppState, StoreError> {
         let store = Arc::new(SqliteStore::open(&config.data_dir.join("mq.sqlite3"))?);
         let auth = Authenticator::new(jwt_secret, &config.jwt);
-        Ok(Arc::new(Self { service: Service::new(config, store.clone(), store), auth }))
+        let backends = Backends { log: store.clone(), meta: store.clone(), delivery: store };
+        Ok(Arc::new(Self { service: Service::new(config, backends), auth }))
     }
 
     /// Largest request body accepted.

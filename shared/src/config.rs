@@ -24,6 +24,10 @@ pub struct Config {
     pub default_partitions: u32,
     /// `MESSAGE_QUEUE_RETENTION`: how long records of a queue without its own retention are kept (default 168h).
     pub default_retention_ms: u64,
+    /// `MESSAGE_QUEUE_VISIBILITY_TIMEOUT`: how long a consumed message stays leased (default 30s).
+    pub visibility_timeout_ms: u64,
+    /// `MESSAGE_QUEUE_MAX_DELIVERIES`: deliveries to a group before a message is dead-lettered (default 10).
+    pub max_deliveries: u32,
     /// JWT verification settings.
     pub jwt: JwtConfig,
 }
@@ -68,6 +72,8 @@ impl Config {
             auto_create_queues: var("MESSAGE_QUEUE_AUTO_CREATE").parse_or(true)?,
             default_partitions: var("MESSAGE_QUEUE_DEFAULT_PARTITIONS").parse_or(1)?,
             default_retention_ms: var("MESSAGE_QUEUE_RETENTION").duration_ms_or(7 * 86_400_000)?,
+            visibility_timeout_ms: var("MESSAGE_QUEUE_VISIBILITY_TIMEOUT").duration_ms_or(30_000)?,
+            max_deliveries: var("MESSAGE_QUEUE_MAX_DELIVERIES").parse_or(10)?,
             jwt: JwtConfig {
                 secret: var("JWT_SECRET").value,
                 issuer: var("JWT_ISSUER").value,
@@ -85,6 +91,12 @@ impl Config {
         }
         if self.default_ttl_ms == 0 {
             return fail("MESSAGE_QUEUE_TTL", "0".into(), "must be at least 1ms");
+        }
+        if self.visibility_timeout_ms == 0 {
+            return fail("MESSAGE_QUEUE_VISIBILITY_TIMEOUT", "0".into(), "must be at least 1ms");
+        }
+        if self.max_deliveries == 0 {
+            return fail("MESSAGE_QUEUE_MAX_DELIVERIES", "0".into(), "must be at least 1");
         }
         if !(1..=crate::ops::MAX_PARTITIONS).contains(&self.default_partitions) {
             let reason = format!("must be 1 to {}", crate::ops::MAX_PARTITIONS);

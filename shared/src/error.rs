@@ -42,6 +42,19 @@ pub enum Error {
     /// 409: a topic of that name exists.
     #[error("Topic already exists")]
     TopicExists { topic: String },
+    /// 409: the message's delivery to the group is not in a state that allows this
+    /// (`code`: `not_delivered`, `already_settled` or `lease_expired`).
+    #[error("The message's delivery does not allow this")]
+    DeliveryConflict {
+        code: &'static str,
+        reason: String,
+        message_id: String,
+        group: String,
+        state: Option<&'static str>,
+    },
+    /// 429: a rate or concurrency limit holds.
+    #[error("Rate limit exceeded")]
+    RateLimited { limit: u64, remaining: u64, reset_time: crate::domain::Timestamp, reason: String },
     /// 409: the state changed under the request.
     #[error("Conflict")]
     Conflict { reason: String },
@@ -79,7 +92,8 @@ impl Error {
             | Self::MessageNotFound { .. }
             | Self::RouteNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::TopicExists { .. } | Self::Conflict { .. } => 409,
+            Self::TopicExists { .. } | Self::Conflict { .. } | Self::DeliveryConflict { .. } => 409,
+            Self::RateLimited { .. } => 429,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Internal { .. } => 500,
@@ -102,6 +116,8 @@ impl Error {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TopicExists { .. } => "topic_exists",
             Self::Conflict { .. } => "conflict",
+            Self::DeliveryConflict { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unavailable { .. } => "service_unavailable",
@@ -131,6 +147,12 @@ impl Error {
                 json!({"content_type": content_type, "expected": "application/json"})
             }
             Self::Internal { .. } => json!({}),
+            Self::DeliveryConflict { reason, message_id, group, state, .. } => {
+                json!({"message_id": message_id, "group": group, "state": state, "reason": reason})
+            }
+            Self::RateLimited { limit, remaining, reset_time, reason } => {
+                json!({"limit": limit, "remaining": remaining, "reset_time": reset_time, "reason": reason})
+            }
         }
     }
 

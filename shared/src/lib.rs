@@ -1,6 +1,7 @@
 //! The message-queue service: everything but the `main` functions.
 //!
 //! - [`domain`]: parsed types (queue names, message ids, durations, timestamps).
+//! - [`clock`]: the time source, injectable for tests.
 //! - [`config`]: typed configuration from the environment.
 //! - [`error`]: the one error type and its mapping to status and code.
 //! - [`auth`]: bearer-token verification.
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod embedded;

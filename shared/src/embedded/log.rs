@@ -78,11 +78,24 @@ impl MessageLog for SqliteStore {
         self.reading(move |conn| partitions(conn, queue)).await
     }
 
-    async fn count_live(&self, queue: QueueId, now: Timestamp) -> StoreResult<u64> {
+    async fn count_live(&self, queue: QueueId, now: Timestamp, from: &[(u32, u64)]) -> StoreResult<u64> {
+        let from = from.to_vec();
         self.reading(move |conn| {
-            conn.prepare_cached("SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND published_at + ttl_ms > ?2")
+            let all: u64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND published_at + ttl_ms > ?2")
                 .and_then(|mut s| s.query_row(params![queue, now.0], |r| r.get(0)))
-                .map_err(backend)
+                .map_err(backend)?;
+            let mut before: u64 = 0;
+            for (partition, offset) in from {
+                before += conn
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset < ?3
+                         AND published_at + ttl_ms > ?4",
+                    )
+                    .and_then(|mut s| s.query_row(params![queue, partition, offset, now.0], |r| r.get::<_, u64>(0)))
+                    .map_err(backend)?;
+            }
+            Ok(all - before)
         })
         .await
     }

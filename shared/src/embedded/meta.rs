@@ -84,7 +84,9 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_queue(&self, id: QueueId) -> StoreResult<bool> {
         self.writing(move |conn| {
-            conn.execute("DELETE FROM subscriptions WHERE queue_id = ?1", [id]).map_err(backend)?;
+            for table in ["subscriptions", "group_offsets", "deliveries", "counters", "consumer_activity"] {
+                conn.execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [id]).map_err(backend)?;
+            }
             Ok(conn.execute("DELETE FROM queues WHERE id = ?1", [id]).map_err(backend)? > 0)
         })
         .await

@@ -41,6 +41,55 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subscriptions_by_queue ON subscriptions (queue_id);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    queue_id INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    fetch_offset INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, grp, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    queue_id INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    consumer TEXT,
+    until INTEGER,
+    first_delivered_at INTEGER,
+    last_delivered_at INTEGER,
+    finished_at INTEGER,
+    reason TEXT,
+    PRIMARY KEY (queue_id, grp, partition, offset)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (queue_id, grp, state, until);
+CREATE INDEX IF NOT EXISTS deliveries_by_record ON deliveries (queue_id, partition, offset);
+CREATE TABLE IF NOT EXISTS counters (
+    queue_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    grp TEXT NOT NULL,
+    consumer TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    max_concurrency INTEGER,
+    rate_limit INTEGER,
+    registered_at INTEGER NOT NULL,
+    tokens REAL,
+    tokens_at INTEGER,
+    PRIMARY KEY (grp, consumer)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumer_activity (
+    queue_id INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    consumer TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, grp, consumer)
+) WITHOUT ROWID;
 ";
 
 /// Creates the tables that are missing.

@@ -3,11 +3,13 @@
 //! mounts every route, a Lambda function mounts its own.
 
 mod api_v1;
+mod consume;
 mod error;
 mod extract;
 mod health;
 mod queue_admin;
 mod queue_api;
+mod settle;
 
 use axum::{
     Router,
@@ -28,12 +30,18 @@ pub fn router(state: AppState) -> Router {
         .route("/message-queue/publish", post(queue_api::publish))
         .route("/message-queue/subscribe", post(queue_api::subscribe))
         .route("/message-queue/messages/{message_id}", get(queue_api::message))
+        .route("/message-queue/messages/{message_id}/acknowledge", post(settle::acknowledge))
+        .route("/message-queue/messages/{message_id}/reject", post(settle::reject))
         .route("/message-queue/queues", get(queue_admin::list))
         .route(
             "/message-queue/queues/{queue_name}",
             get(queue_admin::status).put(queue_admin::declare).delete(queue_admin::delete),
         )
         .route("/api/v1/messages", post(api_v1::produce))
+        .route("/api/v1/messages/consume", post(consume::consume))
+        .route("/api/v1/messages/acknowledge", post(consume::acknowledge))
+        .route("/api/v1/messages/extend", post(consume::extend))
+        .route("/api/v1/consumers", post(consume::register))
         .route("/api/v1/topics", post(api_v1::create_topic))
         .route("/api/v1/topics/{name}", get(api_v1::topic))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

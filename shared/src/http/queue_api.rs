@@ -16,8 +16,8 @@ use crate::{
     auth::Principal,
     domain::{QueueName, RoutingKey, RoutingPattern},
     error::{Error, Result},
-    ops::{CallbackUrl, MessageView, NewSubscription, Publish},
-    ports::{Content, RetryPolicy, Subscription},
+    ops::{CallbackUrl, MessageStatus, MessageView, NewSubscription, Publish},
+    ports::{Content, Delivery, DeliveryState, GroupRef, RetryPolicy, Subscription},
 };
 
 /// Longest TTL a message may ask for: one year, in seconds.
@@ -207,16 +207,40 @@ fn message_json(v: &MessageView) -> Value {
         "headers": r.headers,
         "status": v.status.as_str(),
         "published_at": r.published_at,
-        "consumed_at": null,
-        "acknowledged_at": null,
+        "consumed_at": v.consumed_at(),
+        "acknowledged_at": v.acknowledged_at(),
         "ttl": r.ttl_ms.div_ceil(1000),
         "persistent": r.persistent,
-        "retry_count": 0,
-        "redelivery_count": 0,
+        "retry_count": v.retry_count(),
+        "redelivery_count": v.redelivery_count(),
         "key": r.key,
         "priority": r.priority,
         "partition": v.id.partition,
         "offset": v.id.offset,
         "expires_at": r.expires_at(),
+        "deliveries": v.deliveries.iter().map(delivery_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One group's state of a message.
+fn delivery_json(d: &Delivery) -> Value {
+    let (lease_expires_at, available_at) = match d.state {
+        DeliveryState::Leased => (d.until, None),
+        DeliveryState::Available => (None, d.until),
+        _ => (None, None),
+    };
+    json!({
+        "group": d.group.name(),
+        "group_type": match d.group { GroupRef::Consumers(_) => "consumer_group", GroupRef::Subscription(_) => "subscription" },
+        "status": MessageStatus::of(d).as_str(),
+        "delivery_count": d.delivery_count,
+        "retry_count": d.retry_count,
+        "consumer": d.consumer,
+        "lease_expires_at": lease_expires_at,
+        "available_at": available_at,
+        "first_delivered_at": d.first_delivered_at,
+        "last_delivered_at": d.last_delivered_at,
+        "finished_at": d.finished_at,
+        "reason": d.reason,
     })
 }

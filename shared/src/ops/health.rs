@@ -40,7 +40,7 @@ impl Service {
         let described = self.log.describe().await;
         let backend_latency = started.elapsed();
         let (queues, consumers) = self.counts().await.unwrap_or_default();
-        let now = Timestamp::now();
+        let now = self.now();
         HealthReport {
             backend_error: described.as_ref().err().map(ToString::to_string),
             backend: described.ok(),

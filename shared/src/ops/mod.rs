@@ -1,42 +1,55 @@
 //! The operations: framework-free, one file per area. Handlers parse input
 //! into these commands, call one method of [`Service`], and map its result.
 
+mod consume;
+mod consumers;
+mod dead_letter;
 mod health;
 mod messages;
 mod publish;
 mod queues;
+mod settle;
 mod subscriptions;
+mod wakeups;
 
 use std::{
     sync::{Arc, atomic::AtomicU32},
     time::Instant,
 };
 
+pub use consume::{Consume, Delivered};
+pub use consumers::Registration;
 pub use health::{HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
 pub use queues::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
+pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
 pub use subscriptions::{CallbackUrl, NewSubscription};
 
 use crate::{
     auth::Principal,
+    clock::{Clock, SystemClock},
     config::Config,
-    domain::QueueName,
+    domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
     metrics::Metrics,
-    ports::{MessageLog, MetadataStore, Queue, QueueArguments, QueueSettings},
+    ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueSettings},
 };
+use wakeups::Wakeups;
 
 /// Most partitions a queue may have.
 pub const MAX_PARTITIONS: u32 = 1024;
 
-/// The service: configuration, the two ports, and this process's figures.
+/// The service: configuration, the ports, the clock and this process's figures.
 #[derive(Clone)]
 pub struct Service {
     pub config: Arc<Config>,
     log: Arc<dyn MessageLog>,
     meta: Arc<dyn MetadataStore>,
+    delivery: Arc<dyn DeliveryStore>,
+    clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    wakeups: Arc<Wakeups>,
     started: Instant,
     next_partition: Arc<AtomicU32>,
 }
@@ -47,16 +60,43 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// The backends behind the ports.
+#[derive(Clone)]
+pub struct Backends {
+    pub log: Arc<dyn MessageLog>,
+    pub meta: Arc<dyn MetadataStore>,
+    pub delivery: Arc<dyn DeliveryStore>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").finish_non_exhaustive()
+    }
+}
+
 impl Service {
-    pub fn new(config: Config, log: Arc<dyn MessageLog>, meta: Arc<dyn MetadataStore>) -> Self {
+    pub fn new(config: Config, backends: Backends) -> Self {
         Self {
             config: Arc::new(config),
-            log,
-            meta,
+            log: backends.log,
+            meta: backends.meta,
+            delivery: backends.delivery,
+            clock: Arc::new(SystemClock),
             metrics: Arc::default(),
+            wakeups: Arc::default(),
             started: Instant::now(),
             next_partition: Arc::default(),
         }
+    }
+
+    /// The same service reading time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Settings of a queue made without a declaration.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::Service;
 use crate::{
     auth::Principal,
-    domain::{MessageId, QueueName, Timestamp},
+    domain::{MessageId, QueueName},
     error::{Error, Result, StoreError},
     ports::{Content, Queue, Record},
 };
@@ -61,7 +61,7 @@ impl Service {
             priority: cmd.priority,
             ttl_ms,
             persistent: cmd.persistent,
-            published_at: Timestamp::now(),
+            published_at: self.now(),
         };
         let offset = match self.log.append(queue.id, partition, record.clone()).await {
             Ok(offset) => offset,
@@ -69,6 +69,7 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         self.metrics.record_publish(queue.id, started.elapsed(), record.published_at);
+        self.wakeups.publish(queue.id);
         let id = MessageId { queue_id: queue.id, partition, offset };
         Ok(Published { id, queue, record })
     }

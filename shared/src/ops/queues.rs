@@ -8,8 +8,11 @@ use crate::{
     domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
     metrics::QueuePerformance,
-    ports::{PartitionInfo, Queue, QueueArguments, QueueSettings},
+    ports::{GroupPosition, PartitionInfo, Queue, QueueArguments, QueueCounters, QueueSettings},
 };
+
+/// A consumer counts as attached while it consumed within this window: 5 minutes.
+const ACTIVE_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// A RabbitMQ-style declaration (`PUT /message-queue/queues/{name}`).
 #[derive(Debug, Clone, Default)]
@@ -34,9 +37,14 @@ pub struct TopicSpec {
 #[derive(Debug, Clone)]
 pub struct QueueStatus {
     pub queue: Queue,
+    /// Messages not yet finished by the slowest group (every live message when no group consumes).
     pub message_count: u64,
+    /// Of those, the ones leased to a consumer now.
+    pub unacknowledged: u64,
     pub consumer_count: u64,
     pub messages_published: u64,
+    pub counters: QueueCounters,
+    pub groups: Vec<GroupPosition>,
     pub partitions: Vec<PartitionInfo>,
     pub performance: QueuePerformance,
     /// Latest of the last configuration change and the last publish.
@@ -60,6 +68,10 @@ pub fn parse_arguments(args: &Map<String, Value>) -> Result<QueueArguments> {
         match name.as_str() {
             "x-message-ttl" => parsed.message_ttl_ms = Some(positive()?),
             "x-max-length" => parsed.max_length = Some(positive()?),
+            "x-delivery-limit" => {
+                let n = positive()?;
+                parsed.delivery_limit = Some(u32::try_from(n).map_err(|_| Error::invalid(&field, "is too large"))?);
+            }
             "x-dead-letter-queue" => {
                 let name = value.as_str().ok_or_else(|| Error::invalid(&field, "must be a queue name"))?;
                 parsed.dead_letter_queue = Some(QueueName::parse(name).map_err(|e| Error::invalid(&field, e))?);
@@ -67,7 +79,7 @@ pub fn parse_arguments(args: &Map<String, Value>) -> Result<QueueArguments> {
             _ => {
                 return Err(Error::invalid(
                     field,
-                    "unknown argument; supported: x-message-ttl, x-max-length, x-dead-letter-queue",
+                    "unknown argument; supported: x-message-ttl, x-max-length, x-dead-letter-queue, x-delivery-limit",
                 ));
             }
         }
@@ -169,26 +181,47 @@ impl Service {
 
     /// Applies every queue's retention (age, then size); returns the records removed.
     pub async fn enforce_retention(&self) -> Result<u64> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut removed = 0;
         for queue in self.meta.queues().await? {
             let retention = queue.settings.retention_ms.unwrap_or(self.config.default_retention_ms);
             let before = Timestamp(now.0.saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX)));
-            removed += self.log.trim(queue.id, before, queue.settings.max_bytes).await?;
+            let trimmed = self.log.trim(queue.id, before, queue.settings.max_bytes).await?;
+            if trimmed > 0 {
+                let starts: Vec<(u32, u64)> =
+                    self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.start_offset)).collect();
+                self.delivery.forget_below(queue.id, &starts).await?;
+            }
+            removed += trimmed;
         }
         Ok(removed)
     }
 
     async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
-        let now = Timestamp::now();
+        let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
-        let message_count = self.log.count_live(queue.id, now).await?;
-        let consumer_count = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
+        let groups = self.delivery.groups(queue.id).await?;
+        let (mut message_count, mut unacknowledged) = (0, 0);
+        if groups.is_empty() {
+            message_count = self.log.count_live(queue.id, now, &[]).await?;
+        }
+        for g in &groups {
+            let backlog = self.log.count_live(queue.id, now, &g.fetch_offsets).await? + g.leased + g.available;
+            if backlog >= message_count {
+                (message_count, unacknowledged) = (backlog, g.leased);
+            }
+        }
+        let since = Timestamp(now.0 - ACTIVE_WINDOW_MS);
+        let subscriptions = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
+        let consumers = self.delivery.active_consumers(queue.id, queue.name.as_str(), since).await?;
         let last_publish = partitions.iter().filter_map(|p| p.last_published_at).max();
         Ok(QueueStatus {
             message_count,
-            consumer_count,
+            unacknowledged,
+            consumer_count: subscriptions + consumers,
             messages_published: partitions.iter().map(|p| p.end_offset).sum(),
+            counters: self.delivery.counters(queue.id).await?,
+            groups,
             performance: self.metrics.queue(queue.id, now),
             last_updated: last_publish.map_or(queue.updated_at, |t| t.max(queue.updated_at)),
             partitions,

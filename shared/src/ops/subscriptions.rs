@@ -7,7 +7,7 @@ use axum::http::Uri;
 use super::Service;
 use crate::{
     auth::{Principal, random_hex},
-    domain::{QueueName, RoutingPattern, Timestamp},
+    domain::{QueueName, RoutingPattern},
     error::{Error, Result, StoreError},
     ports::{RetryPolicy, Subscription},
 };
@@ -64,7 +64,7 @@ impl Service {
         if let Some(dlq) = &new.dead_letter_queue {
             self.resolve_queue(caller, dlq, true).await?;
         }
-        let now = Timestamp::now().0;
+        let now = self.now().0;
         let sub = Subscription {
             id: format!("sub_{}", random_hex(12)),
             queue_id: queue.id,

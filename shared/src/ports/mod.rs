@@ -2,6 +2,8 @@
 //! SQLite file); the metadata store holds queues and subscriptions (PostgreSQL,
 //! DynamoDB, or the same SQLite file). Every backend passes the same contract tests.
 
+mod delivery;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -11,6 +13,11 @@ use serde_json::{Map, Value};
 use crate::{
     domain::{MessageId, QueueName, RoutingPattern, Timestamp},
     error::StoreError,
+};
+
+pub use delivery::{
+    AcquireRequest, ConsumerRecord, Delivery, DeliveryState, DeliveryStore, DropCause, GroupPosition, GroupRef, Lease,
+    QueueCounters, SettleRefusal, SettleRequest, Settlement,
 };
 
 /// Result of a port call.
@@ -55,6 +62,8 @@ pub struct QueueArguments {
     pub max_length: Option<u64>,
     #[serde(rename = "x-dead-letter-queue", skip_serializing_if = "Option::is_none")]
     pub dead_letter_queue: Option<QueueName>,
+    #[serde(rename = "x-delivery-limit", skip_serializing_if = "Option::is_none")]
+    pub delivery_limit: Option<u32>,
 }
 
 /// A message's content: JSON text (`/message-queue`) or a plain string (`/api/v1`).
@@ -156,8 +165,9 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn read(&self, id: MessageId) -> StoreResult<Option<Record>>;
     /// Offsets of every partition that has ever had a record.
     async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>>;
-    /// Number of retained records whose TTL has not passed at `now`.
-    async fn count_live(&self, queue: QueueId, now: Timestamp) -> StoreResult<u64>;
+    /// Number of retained records whose TTL has not passed at `now`, counting each listed
+    /// partition from the given offset and every other partition whole.
+    async fn count_live(&self, queue: QueueId, now: Timestamp, from: &[(u32, u64)]) -> StoreResult<u64>;
     /// Removes records published before `before`, then the oldest while more than `max_bytes` remain.
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64>;
     /// Removes every record of a queue.

@@ -1,0 +1,231 @@
+//! Acknowledge, negative-acknowledge, reject and extend: conditional changes
+//! to one record's state in one group.
+
+use super::Service;
+use crate::{
+    auth::Principal,
+    domain::{MessageId, QueueName, Timestamp},
+    error::{Error, Result},
+    ports::{Delivery, DropCause, GroupRef, Queue, SettleRefusal, SettleRequest, Settlement},
+};
+
+/// What to do with the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettleKind {
+    Acknowledge,
+    /// Requeue for redelivery after `delay_ms`.
+    Requeue {
+        delay_ms: u64,
+    },
+    /// Reject without requeue: dead-letter, or drop when the group has no dead-letter queue.
+    Reject {
+        reason: Option<String>,
+    },
+    /// Keep the lease for `lease_ms` more from now.
+    Extend {
+        lease_ms: u64,
+    },
+}
+
+/// Names one delivery of one message: `<message_id>.<delivery_count>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: MessageId,
+    pub delivery_count: u32,
+}
+
+impl Receipt {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (id, n) = s.rsplit_once('.')?;
+        Some(Self { id: MessageId::parse(id)?, delivery_count: n.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.id, self.delivery_count)
+    }
+}
+
+/// A settlement request, already validated.
+#[derive(Debug, Clone)]
+pub struct SettleCommand {
+    pub message_id: String,
+    /// The queue the caller believes the message is in (`/api/v1` `topic`).
+    pub queue: Option<QueueName>,
+    /// The group; may be left out when exactly one group holds the message.
+    pub group: Option<GroupRef>,
+    pub receipt: Option<Receipt>,
+    pub kind: SettleKind,
+}
+
+/// The delivery after the change.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub id: MessageId,
+    pub queue: Queue,
+    pub delivery: Delivery,
+    pub dead_lettered: bool,
+    pub at: Timestamp,
+}
+
+impl Service {
+    /// Applies a settlement; a repeated acknowledgement answers the first one's state.
+    pub async fn settle(&self, caller: &Principal, cmd: SettleCommand) -> Result<Settled> {
+        let not_found = || Error::MessageNotFound { message_id: cmd.message_id.clone() };
+        let id = MessageId::parse(&cmd.message_id).ok_or_else(not_found)?;
+        let queue = self.meta.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
+        if cmd.queue.as_ref().is_some_and(|q| q != &queue.name) {
+            return Err(not_found());
+        }
+        super::check_access(caller, &queue)?;
+        if cmd.receipt.is_some_and(|r| r.id != id) {
+            return Err(Error::invalid("receipt_handle", "belongs to another message"));
+        }
+        let group = match cmd.group.clone() {
+            Some(g) => g,
+            None => self.only_group(id, &cmd.message_id).await?,
+        };
+        let now = self.now();
+        let conflict = |code, reason: String, state: Option<&'static str>| Error::DeliveryConflict {
+            code,
+            reason,
+            message_id: cmd.message_id.clone(),
+            group: group.name().to_owned(),
+            state,
+        };
+        let (settlement, dead_lettered) = match &cmd.kind {
+            SettleKind::Acknowledge => (Settlement::Acknowledge, false),
+            SettleKind::Requeue { delay_ms } => (Settlement::Release { at: now.plus_ms(*delay_ms) }, false),
+            SettleKind::Extend { lease_ms } => (Settlement::Extend { until: now.plus_ms(*lease_ms) }, false),
+            SettleKind::Reject { reason } => {
+                let current = self.current_delivery(id, &group).await?;
+                let Some(current) = current.filter(|d| !d.state.is_final()) else {
+                    // Let the conditional write below report the state.
+                    return self
+                        .apply(
+                            id,
+                            queue,
+                            &group,
+                            Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false },
+                            cmd.receipt,
+                            None,
+                            now,
+                        )
+                        .await
+                        .map_err(|r| refusal(r, &conflict));
+                };
+                let record = self.log.read(id).await?;
+                let why = reason.as_deref().unwrap_or("rejected by the consumer");
+                let copied = self
+                    .copy_to_dead_letter_queue(
+                        &queue,
+                        &group,
+                        id,
+                        record.as_ref(),
+                        current.delivery_count,
+                        DropCause::Rejected,
+                        why,
+                    )
+                    .await?;
+                (Settlement::Drop { cause: DropCause::Rejected, dead_lettered: copied }, copied)
+            }
+        };
+        let reason = match &cmd.kind {
+            SettleKind::Reject { reason } => reason.clone(),
+            _ => None,
+        };
+        let mut settled = self
+            .apply(id, queue, &group, settlement, cmd.receipt, reason, now)
+            .await
+            .map_err(|r| refusal(r, &conflict))?;
+        settled.dead_lettered = dead_lettered;
+        if matches!(cmd.kind, SettleKind::Requeue { .. }) {
+            self.wakeups.publish(settled.queue.id);
+        }
+        Ok(settled)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        id: MessageId,
+        queue: Queue,
+        group: &GroupRef,
+        settlement: Settlement,
+        receipt: Option<Receipt>,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> std::result::Result<Settled, Refused> {
+        let request = SettleRequest {
+            queue: queue.id,
+            group: group.clone(),
+            partition: id.partition,
+            offset: id.offset,
+            settlement,
+            now,
+            expect_delivery: receipt.map(|r| r.delivery_count),
+            reason,
+        };
+        match self.delivery.settle(&request).await {
+            Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),
+            Ok(Err(refusal)) => Err(Refused::State(refusal)),
+            Err(e) => Err(Refused::Store(e.into())),
+        }
+    }
+
+    async fn current_delivery(&self, id: MessageId, group: &GroupRef) -> Result<Option<Delivery>> {
+        let all = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;
+        Ok(all.into_iter().find(|d| &d.group == group))
+    }
+
+    /// The one group holding the message, when the caller named none.
+    async fn only_group(&self, id: MessageId, text: &str) -> Result<GroupRef> {
+        let all = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;
+        let open: Vec<&Delivery> = all.iter().filter(|d| !d.state.is_final()).collect();
+        let candidates = if open.is_empty() { all.iter().collect() } else { open };
+        match candidates.as_slice() {
+            [one] => Ok(one.group.clone()),
+            [] => Err(Error::DeliveryConflict {
+                code: "not_delivered",
+                reason: "the message has not been delivered to any group yet".into(),
+                message_id: text.to_owned(),
+                group: String::new(),
+                state: None,
+            }),
+            many => {
+                let names: Vec<&str> = many.iter().map(|d| d.group.name()).collect();
+                Err(Error::invalid("group_id", format!("several groups hold this message; name one of {names:?}")))
+            }
+        }
+    }
+}
+
+enum Refused {
+    State(SettleRefusal),
+    Store(Error),
+}
+
+fn refusal(r: Refused, conflict: &impl Fn(&'static str, String, Option<&'static str>) -> Error) -> Error {
+    match r {
+        Refused::Store(e) => e,
+        Refused::State(SettleRefusal::NotDelivered) => {
+            conflict("not_delivered", "the message has not been delivered to this group".into(), None)
+        }
+        Refused::State(SettleRefusal::Finished(d)) => conflict(
+            "already_settled",
+            format!("the group is done with this message: it is {}", d.state.as_str()),
+            Some(d.state.as_str()),
+        ),
+        Refused::State(SettleRefusal::Superseded(d)) => conflict(
+            "lease_expired",
+            format!("that delivery's lease ended; the message was delivered again (delivery {})", d.delivery_count),
+            Some(d.state.as_str()),
+        ),
+        Refused::State(SettleRefusal::NotLeased(d)) => conflict(
+            "lease_expired",
+            "the lease has already ended; consume the message again".into(),
+            Some(d.state.as_str()),
+        ),
+    }
+}

@@ -1,0 +1,29 @@
+//! Wakes long-polling consumers of a queue when this process publishes to it.
+//! Publishes by other processes are found by the consumers' periodic re-check.
+
+use std::{collections::HashMap, sync::Arc, sync::Mutex};
+
+use tokio::sync::Notify;
+
+use crate::ports::QueueId;
+
+#[derive(Debug, Default)]
+pub(super) struct Wakeups {
+    queues: Mutex<HashMap<QueueId, Arc<Notify>>>,
+}
+
+impl Wakeups {
+    /// The notifier of a queue, made on first use.
+    pub(super) fn of(&self, queue: QueueId) -> Arc<Notify> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.entry(queue).or_default().clone()
+    }
+
+    /// Wakes every consumer waiting on the queue.
+    pub(super) fn publish(&self, queue: QueueId) {
+        let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = queues.get(&queue) {
+            n.notify_waiters();
+        }
+    }
+}
