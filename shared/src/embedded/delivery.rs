@@ -293,6 +293,7 @@ fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Result<Delivery
                 }
                 (DeliveryState::Leased, Some(until.0), 0, None, vec![])
             }
+            Settlement::Hold { until } => (DeliveryState::Leased, Some(until.0), 0, None, vec![]),
             Settlement::Drop { cause, dead_lettered } => {
                 let mut counters = match cause {
                     DropCause::Rejected => vec!["rejected"],

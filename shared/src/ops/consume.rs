@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::Service;
+use super::{Service, dead_letter::Unsuccessful};
 use crate::{
     auth::Principal,
     domain::{MessageId, QueueName, Timestamp},
@@ -78,20 +78,29 @@ impl Service {
         let mut delivered = Vec::with_capacity(leases.len());
         for lease in leases {
             let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
-            let Some(record) = self.log.read(id).await? else {
-                self.drop_record(queue, &cmd.group, id, None, &lease, DropCause::Expired, "removed by retention")
-                    .await?;
-                continue;
+            let record = self.log.read(id).await?;
+            let (cause, reason) = match &record {
+                None => (DropCause::Expired, "removed by retention".to_owned()),
+                Some(r) if r.expires_at() <= now => (DropCause::Expired, "ttl passed".to_owned()),
+                Some(_) if lease.delivery_count > limit => {
+                    (DropCause::DeliveryLimit, format!("delivered {limit} times without being acknowledged"))
+                }
+                Some(r) => {
+                    delivered.push(Delivered { id, queue: queue.name.clone(), record: r.clone(), lease });
+                    continue;
+                }
             };
-            if record.expires_at() <= now {
-                self.drop_record(queue, &cmd.group, id, Some(&record), &lease, DropCause::Expired, "ttl passed")
-                    .await?;
-            } else if lease.delivery_count > limit {
-                let why = format!("delivered {limit} times without being acknowledged");
-                self.drop_record(queue, &cmd.group, id, Some(&record), &lease, DropCause::DeliveryLimit, &why).await?;
-            } else {
-                delivered.push(Delivered { id, queue: queue.name.clone(), record, lease });
-            }
+            let u = Unsuccessful {
+                queue,
+                group: &cmd.group,
+                id,
+                record: record.as_ref(),
+                delivery_count: lease.delivery_count,
+                cause,
+                reason: &reason,
+            };
+            // A refusal means another delivery superseded this one; it is that one's to finish.
+            let _ = self.finish_unsuccessfully(u).await?;
         }
         Ok(delivered)
     }

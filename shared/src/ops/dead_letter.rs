@@ -1,6 +1,7 @@
-//! Finishing a record without success: a copy goes to the group's dead-letter
-//! queue first (when one is set), then the record is settled, so a crash in
-//! between repeats the copy rather than losing the record.
+//! Finishing a record without success. With a dead-letter queue, the record is
+//! first held (a conditional write, so only the current delivery proceeds),
+//! then copied to the dead-letter queue, then settled; a crash in between
+//! lets the hold lapse and the record is delivered again, never lost.
 
 use serde_json::{Value, json};
 
@@ -9,8 +10,25 @@ use crate::{
     auth::Principal,
     domain::{MessageId, QueueName},
     error::Result,
-    ports::{DropCause, GroupRef, Lease, Queue, Record, SettleRequest, Settlement},
+    ports::{Delivery, DropCause, GroupRef, Queue, Record, SettleRefusal, SettleRequest, Settlement},
 };
+
+/// How long a record is held while its copy is written to the dead-letter queue.
+const HOLD_MS: u64 = 60_000;
+
+/// One record of one group to finish without success.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Unsuccessful<'a> {
+    pub queue: &'a Queue,
+    pub group: &'a GroupRef,
+    pub id: MessageId,
+    /// `None` when retention already removed it: nothing to copy.
+    pub record: Option<&'a Record>,
+    /// The delivery this applies to.
+    pub delivery_count: u32,
+    pub cause: DropCause,
+    pub reason: &'a str,
+}
 
 impl Service {
     /// The dead-letter queue of a group: its subscription's, else the queue's `x-dead-letter-queue`.
@@ -33,77 +51,70 @@ impl Service {
         Ok(queue.settings.arguments.delivery_limit.unwrap_or(self.config.max_deliveries))
     }
 
-    /// Dead-letters (or drops) a leased record and settles it for the group.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn drop_record(
-        &self,
-        queue: &Queue,
-        group: &GroupRef,
-        id: MessageId,
-        record: Option<&Record>,
-        lease: &Lease,
-        cause: DropCause,
-        reason: &str,
-    ) -> Result<bool> {
-        let dead_lettered =
-            self.copy_to_dead_letter_queue(queue, group, id, record, lease.delivery_count, cause, reason).await?;
-        let request = SettleRequest {
-            queue: queue.id,
-            group: group.clone(),
-            partition: id.partition,
-            offset: id.offset,
-            settlement: Settlement::Drop { cause, dead_lettered },
-            now: self.now(),
-            expect_delivery: Some(lease.delivery_count),
-            reason: Some(reason.to_owned()),
+    /// Dead-letters (or drops) one delivery; refused when it is no longer the current one.
+    pub(super) async fn finish_unsuccessfully(&self, u: Unsuccessful<'_>) -> Result<Result<Delivery, SettleRefusal>> {
+        let dlq = match u.record {
+            Some(_) => self.dead_letter_queue_of(u.queue, u.group).await?.filter(|d| d != &u.queue.name),
+            None => None,
         };
-        self.delivery.settle(&request).await?.ok();
-        Ok(dead_lettered)
+        if let (Some(dlq), Some(record)) = (&dlq, u.record) {
+            let hold = Settlement::Hold { until: self.now().plus_ms(HOLD_MS) };
+            if let Err(refused) = self.delivery.settle(&self.request(&u, hold)).await? {
+                return Ok(Err(refused));
+            }
+            self.publish(&system(u.queue), dead_letter_copy(dlq.clone(), &u, record, self.now())).await?;
+        }
+        let drop = Settlement::Drop { cause: u.cause, dead_lettered: dlq.is_some() };
+        Ok(self.delivery.settle(&self.request(&u, drop)).await?)
     }
 
-    /// Publishes a copy of the record to the group's dead-letter queue; false when there is none.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn copy_to_dead_letter_queue(
-        &self,
-        queue: &Queue,
-        group: &GroupRef,
-        id: MessageId,
-        record: Option<&Record>,
-        delivery_count: u32,
-        cause: DropCause,
-        reason: &str,
-    ) -> Result<bool> {
-        let (Some(dlq), Some(record)) = (self.dead_letter_queue_of(queue, group).await?, record) else {
-            return Ok(false);
-        };
-        if dlq == queue.name {
-            return Ok(false);
+    fn request(&self, u: &Unsuccessful<'_>, settlement: Settlement) -> SettleRequest {
+        SettleRequest {
+            queue: u.queue.id,
+            group: u.group.clone(),
+            partition: u.id.partition,
+            offset: u.id.offset,
+            settlement,
+            now: self.now(),
+            expect_delivery: Some(u.delivery_count),
+            reason: Some(u.reason.to_owned()),
         }
-        let mut headers = record.headers.clone();
-        let death = json!({
-            "x-dead-letter-reason": cause.as_str(),
-            "x-dead-letter-detail": reason,
-            "x-original-queue": queue.name,
-            "x-original-message-id": id.to_string(),
-            "x-dead-letter-group": group.name(),
-            "x-delivery-count": delivery_count,
-            "x-dead-lettered-at": self.now(),
-        });
-        if let Value::Object(death) = death {
-            headers.extend(death);
-        }
-        let copy = super::Publish {
-            queue: dlq,
-            key: record.key.clone(),
-            routing_key: record.routing_key.clone(),
-            content: record.content.clone(),
-            headers,
-            priority: record.priority,
-            ttl_ms: None,
-            persistent: true,
-        };
-        let system = Principal { subject: queue.owner.clone().unwrap_or_else(|| "system".into()) };
-        self.publish(&system, copy).await?;
-        Ok(true)
+    }
+}
+
+/// Dead-letter copies are published as the queue's owner, so an exclusive queue's copies are allowed.
+fn system(queue: &Queue) -> Principal {
+    Principal { subject: queue.owner.clone().unwrap_or_else(|| "system".into()) }
+}
+
+/// The copy: the same message, with headers saying where it came from and why.
+fn dead_letter_copy(
+    dlq: QueueName,
+    u: &Unsuccessful<'_>,
+    record: &Record,
+    now: crate::domain::Timestamp,
+) -> super::Publish {
+    let mut headers = record.headers.clone();
+    let death = json!({
+        "x-dead-letter-reason": u.cause.as_str(),
+        "x-dead-letter-detail": u.reason,
+        "x-original-queue": u.queue.name,
+        "x-original-message-id": u.id.to_string(),
+        "x-dead-letter-group": u.group.name(),
+        "x-delivery-count": u.delivery_count,
+        "x-dead-lettered-at": now,
+    });
+    if let Value::Object(death) = death {
+        headers.extend(death);
+    }
+    super::Publish {
+        queue: dlq,
+        key: record.key.clone(),
+        routing_key: record.routing_key.clone(),
+        content: record.content.clone(),
+        headers,
+        priority: record.priority,
+        ttl_ms: None,
+        persistent: true,
     }
 }

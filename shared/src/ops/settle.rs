@@ -1,12 +1,12 @@
 //! Acknowledge, negative-acknowledge, reject and extend: conditional changes
 //! to one record's state in one group.
 
-use super::Service;
+use super::{Service, dead_letter::Unsuccessful};
 use crate::{
     auth::Principal,
     domain::{MessageId, QueueName, Timestamp},
     error::{Error, Result},
-    ports::{Delivery, DropCause, GroupRef, Queue, SettleRefusal, SettleRequest, Settlement},
+    ports::{Delivery, DeliveryState, DropCause, GroupRef, Queue, SettleRefusal, SettleRequest, Settlement},
 };
 
 /// What to do with the delivery.
@@ -94,59 +94,61 @@ impl Service {
             group: group.name().to_owned(),
             state,
         };
-        let (settlement, dead_lettered) = match &cmd.kind {
-            SettleKind::Acknowledge => (Settlement::Acknowledge, false),
-            SettleKind::Requeue { delay_ms } => (Settlement::Release { at: now.plus_ms(*delay_ms) }, false),
-            SettleKind::Extend { lease_ms } => (Settlement::Extend { until: now.plus_ms(*lease_ms) }, false),
+        let settlement = match &cmd.kind {
+            SettleKind::Acknowledge => Settlement::Acknowledge,
+            SettleKind::Requeue { delay_ms } => Settlement::Release { at: now.plus_ms(*delay_ms) },
+            SettleKind::Extend { lease_ms } => Settlement::Extend { until: now.plus_ms(*lease_ms) },
             SettleKind::Reject { reason } => {
-                let current = self.current_delivery(id, &group).await?;
-                let Some(current) = current.filter(|d| !d.state.is_final()) else {
-                    // Let the conditional write below report the state.
-                    return self
-                        .apply(
-                            id,
-                            queue,
-                            &group,
-                            Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false },
-                            cmd.receipt,
-                            None,
-                            now,
-                        )
-                        .await
-                        .map_err(|r| refusal(r, &conflict));
-                };
-                let record = self.log.read(id).await?;
-                let why = reason.as_deref().unwrap_or("rejected by the consumer");
-                let copied = self
-                    .copy_to_dead_letter_queue(
-                        &queue,
-                        &group,
-                        id,
-                        record.as_ref(),
-                        current.delivery_count,
-                        DropCause::Rejected,
-                        why,
-                    )
-                    .await?;
-                (Settlement::Drop { cause: DropCause::Rejected, dead_lettered: copied }, copied)
+                let reason = reason.as_deref().unwrap_or("rejected by the consumer");
+                return self.reject(id, queue, &group, cmd.receipt, reason).await.map_err(|r| refusal(r, &conflict));
             }
         };
-        let reason = match &cmd.kind {
-            SettleKind::Reject { reason } => reason.clone(),
-            _ => None,
-        };
-        let mut settled = self
-            .apply(id, queue, &group, settlement, cmd.receipt, reason, now)
-            .await
-            .map_err(|r| refusal(r, &conflict))?;
-        settled.dead_lettered = dead_lettered;
+        let settled =
+            self.apply(id, queue, &group, settlement, cmd.receipt, now).await.map_err(|r| refusal(r, &conflict))?;
         if matches!(cmd.kind, SettleKind::Requeue { .. }) {
             self.wakeups.publish(settled.queue.id);
         }
         Ok(settled)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Rejects without requeue: dead-letters the current delivery, or drops it.
+    async fn reject(
+        &self,
+        id: MessageId,
+        queue: Queue,
+        group: &GroupRef,
+        receipt: Option<Receipt>,
+        reason: &str,
+    ) -> std::result::Result<Settled, Refused> {
+        let now = self.now();
+        let current = self.current_delivery(id, group).await.map_err(Refused::Store)?;
+        let Some(current) = current.filter(|d| !d.state.is_final()) else {
+            // Let the conditional write report the state.
+            let drop = Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false };
+            return self.apply(id, queue, group, drop, receipt, now).await;
+        };
+        if receipt.is_some_and(|r| r.delivery_count != current.delivery_count) {
+            return Err(Refused::State(SettleRefusal::Superseded(current)));
+        }
+        let record = self.log.read(id).await.map_err(|e| Refused::Store(e.into()))?;
+        let u = Unsuccessful {
+            queue: &queue,
+            group,
+            id,
+            record: record.as_ref(),
+            delivery_count: current.delivery_count,
+            cause: DropCause::Rejected,
+            reason,
+        };
+        match self.finish_unsuccessfully(u).await.map_err(Refused::Store)? {
+            Ok(delivery) => {
+                let dead_lettered = delivery.state == DeliveryState::DeadLettered;
+                Ok(Settled { id, queue, delivery, dead_lettered, at: now })
+            }
+            Err(refused) => Err(Refused::State(refused)),
+        }
+    }
+
     async fn apply(
         &self,
         id: MessageId,
@@ -154,7 +156,6 @@ impl Service {
         group: &GroupRef,
         settlement: Settlement,
         receipt: Option<Receipt>,
-        reason: Option<String>,
         now: Timestamp,
     ) -> std::result::Result<Settled, Refused> {
         let request = SettleRequest {
@@ -165,7 +166,7 @@ impl Service {
             settlement,
             now,
             expect_delivery: receipt.map(|r| r.delivery_count),
-            reason,
+            reason: None,
         };
         match self.delivery.settle(&request).await {
             Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),

@@ -135,6 +135,11 @@ pub enum Settlement {
     Extend {
         until: Timestamp,
     },
+    /// Lease it to the service itself until this time, from leased or available
+    /// (reserves a record while it is being dead-lettered).
+    Hold {
+        until: Timestamp,
+    },
     /// Finish it without success; `dead_lettered` once a copy is in the dead-letter queue.
     Drop {
         cause: DropCause,
