@@ -55,6 +55,9 @@ pub enum Error {
     /// 429: a rate or concurrency limit holds.
     #[error("Rate limit exceeded")]
     RateLimited { limit: u64, remaining: u64, reset_time: crate::domain::Timestamp, reason: String },
+    /// 429: the queue holds `x-max-length` messages; publishing waits for consumers.
+    #[error("Queue is full")]
+    QueueFull { queue: String, max_length: u64, message_count: u64 },
     /// 409: the state changed under the request.
     #[error("Conflict")]
     Conflict { reason: String },
@@ -93,7 +96,7 @@ impl Error {
             | Self::RouteNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::TopicExists { .. } | Self::Conflict { .. } | Self::DeliveryConflict { .. } => 409,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::QueueFull { .. } => 429,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Internal { .. } => 500,
@@ -118,6 +121,7 @@ impl Error {
             Self::Conflict { .. } => "conflict",
             Self::DeliveryConflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::QueueFull { .. } => "queue_full",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unavailable { .. } => "service_unavailable",
@@ -147,6 +151,9 @@ impl Error {
                 json!({"content_type": content_type, "expected": "application/json"})
             }
             Self::Internal { .. } => json!({}),
+            Self::QueueFull { queue, max_length, message_count } => {
+                json!({"queue": queue, "max_length": max_length, "message_count": message_count})
+            }
             Self::DeliveryConflict { reason, message_id, group, state, .. } => {
                 json!({"message_id": message_id, "group": group, "state": state, "reason": reason})
             }

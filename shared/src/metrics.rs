@@ -29,6 +29,8 @@ pub struct Metrics {
 struct QueueFigures {
     publishes: u64,
     publish_micros: u64,
+    consumes: u64,
+    consume_micros: u64,
     /// Publishes per second over the last [`WINDOW`] seconds, indexed by second modulo the window.
     window: [u32; WINDOW],
     window_second: [i64; WINDOW],
@@ -36,7 +38,14 @@ struct QueueFigures {
 
 impl Default for QueueFigures {
     fn default() -> Self {
-        Self { publishes: 0, publish_micros: 0, window: [0; WINDOW], window_second: [0; WINDOW] }
+        Self {
+            publishes: 0,
+            publish_micros: 0,
+            consumes: 0,
+            consume_micros: 0,
+            window: [0; WINDOW],
+            window_second: [0; WINDOW],
+        }
     }
 }
 
@@ -44,6 +53,8 @@ impl Default for QueueFigures {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueuePerformance {
     pub average_publish_ms: f64,
+    /// Mean time of a consume call that leased messages, long-poll wait excluded.
+    pub average_consume_ms: f64,
     pub throughput_per_second: f64,
 }
 
@@ -80,6 +91,14 @@ impl Metrics {
         f.window[slot] += 1;
     }
 
+    /// Counts one consume call that leased messages, and how long its lease took.
+    pub fn record_consume(&self, queue: QueueId, took: Duration) {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let f = queues.entry(queue).or_default();
+        f.consumes += 1;
+        f.consume_micros += u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    }
+
     /// Figures of one queue at `now`.
     pub fn queue(&self, queue: QueueId, now: Timestamp) -> QueuePerformance {
         let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,8 +109,11 @@ impl Metrics {
     pub fn overall(&self, now: Timestamp) -> QueuePerformance {
         let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         let (count, micros) = queues.values().fold((0, 0), |(c, m), f| (c + f.publishes, m + f.publish_micros));
+        let (consumes, consume_micros) =
+            queues.values().fold((0, 0), |(c, m), f| (c + f.consumes, m + f.consume_micros));
         QueuePerformance {
             average_publish_ms: average_ms(count, micros),
+            average_consume_ms: average_ms(consumes, consume_micros),
             throughput_per_second: queues.values().map(|f| f.performance(now).throughput_per_second).sum(),
         }
     }
@@ -106,6 +128,7 @@ impl QueueFigures {
             .sum();
         QueuePerformance {
             average_publish_ms: average_ms(self.publishes, self.publish_micros),
+            average_consume_ms: average_ms(self.consumes, self.consume_micros),
             throughput_per_second: recent as f64 / WINDOW as f64,
         }
     }

@@ -47,7 +47,7 @@ pub(super) async fn message_queue(State(state): State<AppState>) -> (StatusCode,
         },
         "performance": {
             "average_publish_time": format_duration_ms(h.performance.average_publish_ms),
-            "average_consume_time": format_duration_ms(0.0),
+            "average_consume_time": format_duration_ms(h.performance.average_consume_ms),
             "error_rate": h.error_rate,
         },
         "last_updated": h.checked_at,

@@ -94,7 +94,7 @@ fn status_json(s: &QueueStatus) -> Value {
         },
         "performance": {
             "average_publish_time": format_duration_ms(s.performance.average_publish_ms),
-            "average_consume_time": format_duration_ms(0.0),
+            "average_consume_time": format_duration_ms(s.performance.average_consume_ms),
             "throughput_per_second": s.performance.throughput_per_second,
         },
         "partitions": q.settings.partitions,

@@ -49,7 +49,11 @@ impl Service {
             let notified = wakeup.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let started = std::time::Instant::now();
             let delivered = self.lease_once(&queue, &cmd, max).await?;
+            if !delivered.is_empty() {
+                self.metrics.record_consume(queue.id, started.elapsed());
+            }
             let now = tokio::time::Instant::now();
             if !delivered.is_empty() || now >= deadline {
                 return Ok(delivered);

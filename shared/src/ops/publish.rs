@@ -47,6 +47,7 @@ impl Service {
             });
         }
         let queue = self.resolve_queue(caller, &cmd.queue, true).await?;
+        self.check_room(&queue).await?;
         let key = cmd.key.or_else(|| cmd.routing_key.clone());
         let partition = match &key {
             Some(k) => key_partition(k.as_bytes(), queue.settings.partitions),

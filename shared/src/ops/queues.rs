@@ -201,16 +201,7 @@ impl Service {
         let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
         let groups = self.delivery.groups(queue.id).await?;
-        let (mut message_count, mut unacknowledged) = (0, 0);
-        if groups.is_empty() {
-            message_count = self.log.count_live(queue.id, now, &[]).await?;
-        }
-        for g in &groups {
-            let backlog = self.log.count_live(queue.id, now, &g.fetch_offsets).await? + g.leased + g.available;
-            if backlog >= message_count {
-                (message_count, unacknowledged) = (backlog, g.leased);
-            }
-        }
+        let (message_count, unacknowledged) = self.depth(&queue, &groups, now).await?;
         let since = Timestamp(now.0 - ACTIVE_WINDOW_MS);
         let subscriptions = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
         let consumers = self.delivery.active_consumers(queue.id, queue.name.as_str(), since).await?;
@@ -227,6 +218,35 @@ impl Service {
             partitions,
             queue,
         })
+    }
+}
+
+impl Service {
+    /// Messages not yet finished by the slowest group, and how many of those are leased;
+    /// every live message when no group consumes.
+    pub(super) async fn depth(&self, queue: &Queue, groups: &[GroupPosition], now: Timestamp) -> Result<(u64, u64)> {
+        if groups.is_empty() {
+            return Ok((self.log.count_live(queue.id, now, &[]).await?, 0));
+        }
+        let mut deepest = (0, 0);
+        for g in groups {
+            let backlog = self.log.count_live(queue.id, now, &g.fetch_offsets).await? + g.leased + g.available;
+            if backlog >= deepest.0 {
+                deepest = (backlog, g.leased);
+            }
+        }
+        Ok(deepest)
+    }
+
+    /// Refuses a publish to a queue holding `x-max-length` messages (RabbitMQ's `reject-publish`).
+    pub(super) async fn check_room(&self, queue: &Queue) -> Result<()> {
+        let Some(max) = queue.settings.arguments.max_length else { return Ok(()) };
+        let groups = self.delivery.groups(queue.id).await?;
+        let (message_count, _) = self.depth(queue, &groups, self.now()).await?;
+        if message_count >= max {
+            return Err(Error::QueueFull { queue: queue.name.to_string(), max_length: max, message_count });
+        }
+        Ok(())
     }
 }
 

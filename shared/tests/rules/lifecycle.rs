@@ -127,3 +127,27 @@ async fn settling_for_another_group_or_an_unknown_id_is_refused() {
     let repeat = h.settle(&id, "g", SettleKind::Acknowledge).await.unwrap();
     assert_eq!(first.delivery.finished_at, repeat.delivery.finished_at);
 }
+
+#[tokio::test]
+async fn a_full_queue_refuses_publishes_until_consumers_finish_some() {
+    let h = Harness::new();
+    h.declare("small", QueueArguments { max_length: Some(2), ..Default::default() }).await;
+    let first = h.publish("small", 1).await;
+    h.publish("small", 2).await;
+    let cmd = |n| shared::ops::Publish {
+        queue: name("small"),
+        key: None,
+        routing_key: None,
+        content: shared::ports::Content::Text(format!("{n}")),
+        headers: Default::default(),
+        priority: None,
+        ttl_ms: None,
+        persistent: true,
+    };
+    let full = h.service.publish(&h.caller, cmd(3)).await.unwrap_err();
+    assert!(matches!(full, Error::QueueFull { max_length: 2, message_count: 2, .. }));
+    h.consume("small", "g", "c", 1).await;
+    assert!(h.service.publish(&h.caller, cmd(4)).await.is_err(), "a leased message still counts");
+    h.settle(&first, "g", SettleKind::Acknowledge).await.unwrap();
+    h.service.publish(&h.caller, cmd(5)).await.unwrap();
+}
