@@ -9,7 +9,7 @@ use crate::{
     auth::{Principal, random_hex},
     domain::{QueueName, RoutingPattern},
     error::{Error, Result, StoreError},
-    ports::{RetryPolicy, Subscription},
+    ports::{GroupRef, RetryPolicy, Subscription},
 };
 
 /// Longest callback URL accepted.
@@ -80,6 +80,9 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
+        let ends: Vec<(u32, u64)> =
+            self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.end_offset)).collect();
+        self.delivery.start_group(queue.id, &GroupRef::Subscription(sub.id.clone()), &ends).await?;
         match self.meta.create_subscription(&sub).await {
             Ok(()) => Ok(sub),
             Err(StoreError::NotFound) => Err(Error::QueueNotFound { queue: sub.queue.to_string() }),
