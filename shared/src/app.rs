@@ -36,4 +36,9 @@ impl App {
     pub fn body_limit(&self) -> usize {
         self.service.config.max_message_size + ENVELOPE_ALLOWANCE
     }
+
+    /// Largest batch body accepted: 16 messages of the largest size, or 1000 of 16 KiB, whichever is more.
+    pub fn batch_body_limit(&self) -> usize {
+        (16 * self.service.config.max_message_size).max(1000 * 16 * 1024) + ENVELOPE_ALLOWANCE
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything an operation or a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// 400: the body is not JSON.
     #[error("Request body is not valid JSON")]

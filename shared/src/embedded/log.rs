@@ -13,12 +13,7 @@ use crate::{
 
 #[async_trait]
 impl MessageLog for SqliteStore {
-    async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64> {
-        let (is_json, content) = match &record.content {
-            Content::Json(s) => (true, s.clone()),
-            Content::Text(s) => (false, s.clone()),
-        };
-        let headers = Value::Object(record.headers.clone()).to_string();
+    async fn append_many(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<u64>> {
         self.writing(move |conn| {
             let exists: Option<i64> = conn
                 .prepare_cached("SELECT 1 FROM queues WHERE id = ?1")
@@ -27,37 +22,7 @@ impl MessageLog for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound);
             }
-            let offset: u64 = conn
-                .prepare_cached(
-                    "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, 1)
-                     ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + 1
-                     RETURNING next_offset - 1",
-                )
-                .and_then(|mut s| s.query_row(params![queue, partition], |r| r.get(0)))
-                .map_err(backend)?;
-            conn.prepare_cached(
-                "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,
-                 headers, priority, ttl_ms, persistent, published_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    queue,
-                    partition,
-                    offset,
-                    record.key,
-                    record.routing_key,
-                    is_json,
-                    content,
-                    headers,
-                    record.priority,
-                    record.ttl_ms,
-                    record.persistent,
-                    record.published_at.0
-                ])
-            })
-            .map_err(backend)?;
-            Ok(offset)
+            records.iter().map(|(partition, record)| insert(conn, queue, *partition, record)).collect()
         })
         .await
     }
@@ -130,6 +95,45 @@ impl MessageLog for SqliteStore {
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(BackendInfo { kind: "sqlite", version, disk_bytes: Some(size(&path) + size(&wal)) })
     }
+}
+
+fn insert(conn: &Connection, queue: QueueId, partition: u32, record: &Record) -> StoreResult<u64> {
+    let (is_json, content) = match &record.content {
+        Content::Json(s) => (true, s),
+        Content::Text(s) => (false, s),
+    };
+    let headers = serde_json::to_string(&record.headers).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let offset: u64 = conn
+        .prepare_cached(
+            "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, 1)
+             ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + 1
+             RETURNING next_offset - 1",
+        )
+        .and_then(|mut s| s.query_row(params![queue, partition], |r| r.get(0)))
+        .map_err(backend)?;
+    conn.prepare_cached(
+        "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,
+         headers, priority, ttl_ms, persistent, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            queue,
+            partition,
+            offset,
+            record.key,
+            record.routing_key,
+            is_json,
+            content,
+            headers,
+            record.priority,
+            record.ttl_ms,
+            record.persistent,
+            record.published_at.0
+        ])
+    })
+    .map_err(backend)?;
+    Ok(offset)
 }
 
 fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {

@@ -11,13 +11,13 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{JsonBody, queue_api::parse_queue};
+use super::{JsonBody, extract::parse_value, queue_api::parse_queue};
 use crate::{
     app::AppState,
     auth::Principal,
     domain::{DurationInput, RoutingKey},
     error::{Error, Result},
-    ops::{Publish, QueueStatus, TopicSpec},
+    ops::{Publish, Published, QueueStatus, TopicSpec},
     ports::Content,
 };
 
@@ -40,6 +40,60 @@ pub(super) async fn produce(
     Extension(caller): Extension<Principal>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> Result<(StatusCode, Json<Value>)> {
+    let done = state.service.publish(&caller, produce_command(req)?).await.map_err(Error::as_topic)?;
+    Ok((StatusCode::CREATED, Json(produced_json(&done))))
+}
+
+/// Most messages in one batch.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchRequest {
+    messages: Vec<Value>,
+}
+
+/// `POST /api/v1/messages/batch`: each message is checked and answered on its own.
+pub(super) async fn produce_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    JsonBody(req): JsonBody<BatchRequest, true>,
+) -> Result<Json<Value>> {
+    if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
+        return Err(Error::invalid("messages", format!("must hold 1 to {MAX_BATCH} messages")));
+    }
+    let mut outcomes: Vec<Option<Value>> = vec![None; req.messages.len()];
+    let (mut indexes, mut cmds) = (Vec::new(), Vec::new());
+    for (index, item) in req.messages.into_iter().enumerate() {
+        match parse_value::<ProduceRequest>(item).and_then(produce_command) {
+            Ok(cmd) => {
+                indexes.push(index);
+                cmds.push(cmd);
+            }
+            Err(e) => outcomes[index] = Some(item_error(index, e)),
+        }
+    }
+    for (index, result) in indexes.into_iter().zip(state.service.publish_many(&caller, cmds).await) {
+        outcomes[index] = Some(match result {
+            Ok(done) => {
+                let mut body = produced_json(&done);
+                body["index"] = json!(index);
+                body["status"] = json!(201);
+                body
+            }
+            Err(e) => item_error(index, e.as_topic()),
+        });
+    }
+    let results: Vec<Value> = outcomes.into_iter().flatten().collect();
+    let failed = results.iter().filter(|r| r["status"] != 201).count();
+    Ok(Json(json!({"succeeded": results.len() - failed, "failed": failed, "results": results})))
+}
+
+fn item_error(index: usize, e: Error) -> Value {
+    json!({"index": index, "status": e.status(), "error": e.code(), "message": e.to_string(), "details": e.details()})
+}
+
+fn produce_command(req: ProduceRequest) -> Result<Publish> {
     if req.content.is_empty() {
         return Err(Error::invalid_message("content", "Message content is required"));
     }
@@ -48,7 +102,7 @@ pub(super) async fn produce(
     }
     let headers: Map<String, Value> =
         req.headers.unwrap_or_default().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let cmd = Publish {
+    Ok(Publish {
         queue: parse_queue("topic", &req.topic)?,
         routing_key: req.key.as_deref().and_then(|k| RoutingKey::parse(k).ok()).map(String::from),
         key: req.key,
@@ -57,9 +111,11 @@ pub(super) async fn produce(
         priority: req.priority,
         ttl_ms: req.ttl.map(|t| duration_ms("ttl", &t)).transpose()?,
         persistent: true,
-    };
-    let done = state.service.publish(&caller, cmd).await.map_err(Error::as_topic)?;
-    let body = json!({
+    })
+}
+
+fn produced_json(done: &Published) -> Value {
+    json!({
         "message_id": done.id.to_string(),
         "topic": done.queue.name,
         "key": done.record.key,
@@ -67,8 +123,7 @@ pub(super) async fn produce(
         "offset": done.id.offset,
         "timestamp": done.record.published_at,
         "ttl": nanos(done.record.ttl_ms),
-    });
-    Ok((StatusCode::CREATED, Json(body)))
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,16 +11,16 @@ use serde::de::DeserializeOwned;
 
 use crate::{app::AppState, error::Error};
 
-/// A JSON body of type `T`.
+/// A JSON body of type `T`; a `BATCH` body may hold many messages.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T, const BATCH: bool = false>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<T: DeserializeOwned, const BATCH: bool> FromRequest<AppState> for JsonBody<T, BATCH> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         check_content_type(req.headers())?;
-        let limit = state.body_limit();
+        let limit = if BATCH { state.batch_body_limit() } else { state.body_limit() };
         let too_large = |size| Error::PayloadTooLarge { limit: limit as u64, size };
         let declared =
             req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -74,6 +74,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             return Error::InvalidJson { reason, line: inner.line(), column: inner.column() };
         }
         data_error(&path, &strip_position(&inner.to_string()))
+    })
+}
+
+/// Reads a value already parsed as JSON into `T`, naming the field at fault.
+pub(super) fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        data_error(&path, &strip_position(&e.into_inner().to_string()))
     })
 }
 

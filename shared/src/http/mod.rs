@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
             get(queue_admin::status).put(queue_admin::declare).delete(queue_admin::delete),
         )
         .route("/api/v1/messages", post(api_v1::produce))
+        .route("/api/v1/messages/batch", post(api_v1::produce_batch))
         .route("/api/v1/messages/consume", post(consume::consume))
         .route("/api/v1/messages/acknowledge", post(consume::acknowledge))
         .route("/api/v1/messages/extend", post(consume::extend))

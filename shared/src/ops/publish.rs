@@ -39,15 +39,57 @@ pub struct Published {
 impl Service {
     /// Appends one message; answers only once it is durable.
     pub async fn publish(&self, caller: &Principal, cmd: Publish) -> Result<Published> {
+        let mut results = self.publish_many(caller, vec![cmd]).await;
+        results.pop().unwrap_or_else(|| Err(Error::Internal { reason: "a publish produced no result".into() }))
+    }
+
+    /// Appends many messages, one transaction per queue; each gets its own outcome, in order.
+    pub async fn publish_many(&self, caller: &Principal, cmds: Vec<Publish>) -> Vec<Result<Published>> {
         let started = Instant::now();
-        if cmd.content.as_text().len() > self.config.max_message_size {
-            return Err(Error::PayloadTooLarge {
-                limit: self.config.max_message_size as u64,
-                size: Some(cmd.content.as_text().len() as u64),
-            });
+        let mut results: Vec<Option<Result<Published>>> = (0..cmds.len()).map(|_| None).collect();
+        let mut by_queue: Vec<(Queue, Vec<(usize, u32, Record)>)> = Vec::new();
+        for (index, cmd) in cmds.into_iter().enumerate() {
+            match self.prepare(caller, cmd, &mut by_queue).await {
+                Ok((slot, partition, record)) => by_queue[slot].1.push((index, partition, record)),
+                Err(e) => results[index] = Some(Err(e)),
+            }
         }
-        let queue = self.resolve_queue(caller, &cmd.queue, true).await?;
-        self.check_room(&queue).await?;
+        for (queue, items) in by_queue {
+            for (index, outcome) in self.append_to(&queue, items).await {
+                results[index] = Some(outcome);
+            }
+            self.wakeups.publish(queue.id);
+        }
+        let now = self.now();
+        for published in results.iter().flatten().flatten() {
+            self.metrics.record_publish(published.queue.id, started.elapsed(), now);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal { reason: "lost a publish".into() })))
+            .collect()
+    }
+
+    /// Checks one message and finds its queue (slot in `by_queue`), partition and record.
+    async fn prepare(
+        &self,
+        caller: &Principal,
+        cmd: Publish,
+        by_queue: &mut Vec<(Queue, Vec<(usize, u32, Record)>)>,
+    ) -> Result<(usize, u32, Record)> {
+        let size = cmd.content.as_text().len();
+        if size > self.config.max_message_size {
+            return Err(Error::PayloadTooLarge { limit: self.config.max_message_size as u64, size: Some(size as u64) });
+        }
+        let slot = match by_queue.iter().position(|(q, _)| q.name == cmd.queue) {
+            Some(slot) => slot,
+            None => {
+                let queue = self.resolve_queue(caller, &cmd.queue, true).await?;
+                by_queue.push((queue, Vec::new()));
+                by_queue.len() - 1
+            }
+        };
+        let queue = &by_queue[slot].0;
         let key = cmd.key.or_else(|| cmd.routing_key.clone());
         let partition = match &key {
             Some(k) => key_partition(k.as_bytes(), queue.settings.partitions),
@@ -64,15 +106,29 @@ impl Service {
             persistent: cmd.persistent,
             published_at: self.now(),
         };
-        let offset = match self.log.append(queue.id, partition, record.clone()).await {
-            Ok(offset) => offset,
-            Err(StoreError::NotFound) => return Err(Error::QueueNotFound { queue: queue.name.to_string() }),
-            Err(e) => return Err(e.into()),
-        };
-        self.metrics.record_publish(queue.id, started.elapsed(), record.published_at);
-        self.wakeups.publish(queue.id);
-        let id = MessageId { queue_id: queue.id, partition, offset };
-        Ok(Published { id, queue, record })
+        Ok((slot, partition, record))
+    }
+
+    /// Appends one queue's share of a batch, after checking it has room.
+    async fn append_to(&self, queue: &Queue, items: Vec<(usize, u32, Record)>) -> Vec<(usize, Result<Published>)> {
+        let indexes: Vec<usize> = items.iter().map(|(i, _, _)| *i).collect();
+        let fail = |e: Error| indexes.iter().map(|&i| (i, Err(e.clone()))).collect::<Vec<_>>();
+        if let Err(e) = self.check_room(queue, items.len() as u64).await {
+            return fail(e);
+        }
+        let records: Vec<(u32, Record)> = items.iter().map(|(_, p, r)| (*p, r.clone())).collect();
+        match self.log.append_many(queue.id, records).await {
+            Ok(offsets) => items
+                .into_iter()
+                .zip(offsets)
+                .map(|((index, partition, record), offset)| {
+                    let id = MessageId { queue_id: queue.id, partition, offset };
+                    (index, Ok(Published { id, queue: queue.clone(), record }))
+                })
+                .collect(),
+            Err(StoreError::NotFound) => fail(Error::QueueNotFound { queue: queue.name.to_string() }),
+            Err(e) => fail(e.into()),
+        }
     }
 }
 

@@ -238,12 +238,12 @@ impl Service {
         Ok(deepest)
     }
 
-    /// Refuses a publish to a queue holding `x-max-length` messages (RabbitMQ's `reject-publish`).
-    pub(super) async fn check_room(&self, queue: &Queue) -> Result<()> {
+    /// Refuses `adding` messages to a queue they would take past `x-max-length` (RabbitMQ's `reject-publish`).
+    pub(super) async fn check_room(&self, queue: &Queue, adding: u64) -> Result<()> {
         let Some(max) = queue.settings.arguments.max_length else { return Ok(()) };
         let groups = self.delivery.groups(queue.id).await?;
         let (message_count, _) = self.depth(queue, &groups, self.now()).await?;
-        if message_count >= max {
+        if message_count + adding > max {
             return Err(Error::QueueFull { queue: queue.name.to_string(), max_length: max, message_count });
         }
         Ok(())

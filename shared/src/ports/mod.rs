@@ -160,7 +160,12 @@ pub struct RetryPolicy {
 pub trait MessageLog: Send + Sync + 'static {
     /// Appends one record and returns its offset once it is durable.
     /// `NotFound` when the queue no longer exists.
-    async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64>;
+    async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64> {
+        let offsets = self.append_many(queue, vec![(partition, record)]).await?;
+        offsets.first().copied().ok_or_else(|| StoreError::Backend("the log answered no offset".into()))
+    }
+    /// Appends records to one queue at once, all or none; returns their offsets in order.
+    async fn append_many(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<u64>>;
     /// Reads one record back by its id.
     async fn read(&self, id: MessageId) -> StoreResult<Option<Record>>;
     /// Offsets of every partition that has ever had a record.
