@@ -7,6 +7,7 @@ mod dead_letter;
 mod health;
 mod messages;
 mod publish;
+mod queue_cache;
 mod queues;
 mod settle;
 mod subscriptions;
@@ -35,6 +36,7 @@ use crate::{
     metrics::Metrics,
     ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueSettings},
 };
+use queue_cache::QueueCache;
 use wakeups::Wakeups;
 
 /// Most partitions a queue may have.
@@ -50,6 +52,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     wakeups: Arc<Wakeups>,
+    queues: Arc<QueueCache>,
     started: Instant,
     next_partition: Arc<AtomicU32>,
 }
@@ -84,6 +87,7 @@ impl Service {
             clock: Arc::new(SystemClock),
             metrics: Arc::default(),
             wakeups: Arc::default(),
+            queues: Arc::default(),
             started: Instant::now(),
             next_partition: Arc::default(),
         }
@@ -115,6 +119,10 @@ impl Service {
 
     /// The queue of that name, created with defaults when missing and `create` allows it.
     async fn resolve_queue(&self, caller: &Principal, name: &QueueName, create: bool) -> Result<Queue> {
+        if let Some(queue) = self.queues.get(name) {
+            check_access(caller, &queue)?;
+            return Ok(queue);
+        }
         let queue = match self.meta.queue(name).await? {
             Some(q) => q,
             None if create && self.config.auto_create_queues => {
@@ -127,6 +135,7 @@ impl Service {
             }
             None => return Err(Error::QueueNotFound { queue: name.to_string() }),
         };
+        self.queues.put(&queue);
         check_access(caller, &queue)?;
         Ok(queue)
     }

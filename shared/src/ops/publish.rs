@@ -126,7 +126,10 @@ impl Service {
                     (index, Ok(Published { id, queue: queue.clone(), record }))
                 })
                 .collect(),
-            Err(StoreError::NotFound) => fail(Error::QueueNotFound { queue: queue.name.to_string() }),
+            Err(StoreError::NotFound) => {
+                self.queues.evict(&queue.name);
+                fail(Error::QueueNotFound { queue: queue.name.to_string() })
+            }
             Err(e) => fail(e.into()),
         }
     }

@@ -95,6 +95,7 @@ impl Service {
         name: &QueueName,
         decl: QueueDeclaration,
     ) -> Result<(QueueStatus, bool)> {
+        self.queues.evict(name);
         let (queue, created) = match self.meta.queue(name).await? {
             Some(existing) => {
                 check_access(caller, &existing)?;
@@ -172,6 +173,7 @@ impl Service {
     pub async fn delete_queue(&self, caller: &Principal, name: &QueueName) -> Result<()> {
         let queue = self.existing_queue(name).await?;
         check_access(caller, &queue)?;
+        self.queues.evict(name);
         if !self.meta.delete_queue(queue.id).await? {
             return Err(Error::QueueNotFound { queue: name.to_string() });
         }
