@@ -20,16 +20,16 @@ const DELIVERY_COLUMNS: &str = "grp, partition, offset, state, delivery_count, r
 impl DeliveryStore for SqliteStore {
     async fn acquire(&self, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         let req = req.clone();
-        self.writing(move |conn| acquire(conn, &req)).await
+        self.writing_relaxed(move |conn| acquire(conn, &req)).await
     }
 
     async fn settle(&self, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {
         let req = req.clone();
-        self.writing(move |conn| settle(conn, &req)).await
+        self.writing_relaxed(move |conn| settle(conn, &req)).await
     }
 
     async fn deliveries(&self, queue: QueueId, partition: u32, offset: u64) -> StoreResult<Vec<Delivery>> {
-        self.reading(move |conn| {
+        self.reading_now(|conn| {
             let sql = format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3 \
                  ORDER BY grp"
@@ -38,7 +38,6 @@ impl DeliveryStore for SqliteStore {
             let rows = stmt.query_map(params![queue, partition, offset], delivery_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
-        .await
     }
 
     async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters> {
@@ -63,7 +62,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn start_group(&self, queue: QueueId, group: &GroupRef, offsets: &[(u32, u64)]) -> StoreResult<()> {
         let (grp, offsets) = (group.key(), offsets.to_vec());
-        self.writing(move |conn| {
+        self.writing_relaxed(move |conn| {
             for (partition, offset) in offsets {
                 conn.prepare_cached(
                     "INSERT INTO group_offsets (queue_id, grp, partition, fetch_offset) VALUES (?1, ?2, ?3, ?4)
@@ -79,7 +78,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn leased_by(&self, queue: QueueId, group: &GroupRef, consumer: &str, now: Timestamp) -> StoreResult<u64> {
         let (grp, consumer) = (group.key(), consumer.to_owned());
-        self.reading(move |conn| {
+        self.reading_now(|conn| {
             conn.prepare_cached(
                 "SELECT COUNT(*) FROM deliveries
                  WHERE queue_id = ?1 AND grp = ?2 AND state = 'leased' AND consumer = ?3 AND until > ?4",
@@ -87,13 +86,12 @@ impl DeliveryStore for SqliteStore {
             .and_then(|mut s| s.query_row(params![queue, grp, consumer, now.0], |r| r.get(0)))
             .map_err(backend)
         })
-        .await
     }
 
     async fn register_consumer(&self, c: &ConsumerRecord) -> StoreResult<()> {
         let c = c.clone();
         let topics = serde_json::to_string(&c.topics).unwrap_or_else(|_| "[]".into());
-        self.writing(move |conn| {
+        self.writing_relaxed(move |conn| {
             conn.execute(
                 "INSERT INTO consumers (grp, consumer, topics, max_concurrency, rate_limit, registered_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -109,7 +107,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn consumer(&self, group: &str, consumer: &str) -> StoreResult<Option<ConsumerRecord>> {
         let (group, consumer) = (group.to_owned(), consumer.to_owned());
-        self.reading(move |conn| {
+        self.reading_now(|conn| {
             conn.query_row(
                 "SELECT c.grp, c.consumer, c.topics, c.max_concurrency, c.rate_limit, c.registered_at,
                         (SELECT MAX(last_seen) FROM consumer_activity a WHERE a.grp = 'g:' || c.grp
@@ -132,12 +130,11 @@ impl DeliveryStore for SqliteStore {
             .optional()
             .map_err(backend)
         })
-        .await
     }
 
     async fn take_tokens(&self, group: &str, consumer: &str, want: u32, rate: u32, now: Timestamp) -> StoreResult<u32> {
         let (group, consumer) = (group.to_owned(), consumer.to_owned());
-        self.writing(move |conn| {
+        self.writing_relaxed(move |conn| {
             let (tokens, at): (Option<f64>, Option<i64>) = conn
                 .query_row(
                     "SELECT tokens, tokens_at FROM consumers WHERE grp = ?1 AND consumer = ?2",
@@ -181,7 +178,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn forget_below(&self, queue: QueueId, starts: &[(u32, u64)]) -> StoreResult<()> {
         let starts = starts.to_vec();
-        self.writing(move |conn| {
+        self.writing_relaxed(move |conn| {
             for (partition, start) in starts {
                 conn.prepare_cached("DELETE FROM deliveries WHERE queue_id = ?1 AND partition = ?2 AND offset < ?3")
                     .and_then(|mut s| s.execute(params![queue, partition, start]))

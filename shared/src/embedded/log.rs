@@ -28,7 +28,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn read(&self, id: MessageId) -> StoreResult<Option<Record>> {
-        self.reading(move |conn| {
+        self.reading_now(|conn| {
             conn.prepare_cached(
                 "SELECT key, routing_key, is_json, content, headers, priority, ttl_ms, persistent, published_at
                  FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3",
@@ -36,11 +36,10 @@ impl MessageLog for SqliteStore {
             .and_then(|mut s| s.query_row(params![id.queue_id, id.partition, id.offset], record_from_row).optional())
             .map_err(backend)
         })
-        .await
     }
 
     async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
-        self.reading(move |conn| partitions(conn, queue)).await
+        self.reading_now(|conn| partitions(conn, queue))
     }
 
     async fn count_live(&self, queue: QueueId, now: Timestamp, from: &[(u32, u64)]) -> StoreResult<u64> {

@@ -65,11 +65,11 @@ impl MetadataStore for SqliteStore {
 
     async fn queue(&self, name: &QueueName) -> StoreResult<Option<Queue>> {
         let name = name.clone();
-        self.reading(move |conn| queue_where(conn, "name = ?1", name.as_str())).await
+        self.reading_now(|conn| queue_where(conn, "name = ?1", name.as_str()))
     }
 
     async fn queue_by_id(&self, id: QueueId) -> StoreResult<Option<Queue>> {
-        self.reading(move |conn| queue_where(conn, "id = ?1", id)).await
+        self.reading_now(|conn| queue_where(conn, "id = ?1", id))
     }
 
     async fn queues(&self) -> StoreResult<Vec<Queue>> {
@@ -114,14 +114,13 @@ impl MetadataStore for SqliteStore {
 
     async fn subscription(&self, id: &str) -> StoreResult<Option<Subscription>> {
         let id = id.to_owned();
-        self.reading(move |conn| {
+        self.reading_now(|conn| {
             let body: Option<String> = conn
                 .query_row("SELECT body FROM subscriptions WHERE id = ?1", [id], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             body.map(|b| from_json(&b)).transpose()
         })
-        .await
     }
 
     async fn subscriptions(&self, queue: Option<QueueId>) -> StoreResult<Vec<Subscription>> {

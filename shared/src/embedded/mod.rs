@@ -18,7 +18,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{error::StoreError, ports::StoreResult};
-use writer::{Writer, backend};
+use writer::{Durability, Writer, backend};
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
@@ -57,14 +57,34 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// A write answered once it is fsync'd.
     async fn writing<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
-        self.inner.writer.write(f).await
+        self.inner.writer.write(Durability::Durable, f).await
     }
 
+    /// A write answered once it is in the WAL (delivery state; see [`writer`]).
+    async fn writing_relaxed<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.inner.writer.write(Durability::Relaxed, f).await
+    }
+
+    /// A point read (an indexed lookup of a few rows), run on the calling thread:
+    /// cheaper than a hand-off to the blocking pool for microseconds of work.
+    fn reading_now<R>(&self, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
+        let conn = self.inner.take_reader()?;
+        let result = f(&conn);
+        self.inner.give_back(conn);
+        result
+    }
+
+    /// A read that may scan, run on the blocking pool.
     async fn reading<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,

@@ -1,7 +1,12 @@
 //! The single writer of a process: jobs queue up while a commit is being
 //! fsync'd and the next transaction takes them all (group commit). Each job
-//! runs in a savepoint, so one failing job does not undo its neighbours, and
-//! no job is answered before the commit that holds it is durable.
+//! runs in a savepoint, so one failing job does not undo its neighbours.
+//!
+//! A durable job is answered only after its commit is fsync'd. A relaxed job
+//! (delivery state: leases, acknowledgements) is answered once committed to
+//! the WAL; it survives a crash of the process, and is fsync'd with the next
+//! durable commit. A power loss may undo it, which at-least-once delivery
+//! allows: the message is delivered again, never lost.
 
 use std::sync::mpsc;
 
@@ -14,7 +19,16 @@ use crate::{error::StoreError, ports::StoreResult};
 const MAX_BATCH: usize = 1024;
 
 type Answer = Box<dyn FnOnce(StoreResult<()>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Answer + Send>;
+type Job = (Durability, Box<dyn FnOnce(&Connection) -> Answer + Send>);
+
+/// When a write may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// After its commit is fsync'd.
+    Durable,
+    /// After its commit is in the WAL.
+    Relaxed,
+}
 
 /// Handle to the writer thread; the thread ends when the last handle drops.
 #[derive(Debug, Clone)]
@@ -33,24 +47,28 @@ impl Writer {
     }
 
     /// Runs `f` in the next transaction and answers once that transaction is committed.
-    pub(super) async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    pub(super) async fn write<R, F>(&self, durability: Durability, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |committed: StoreResult<()>| {
-                let _ = tx.send(committed.and(result));
-            })
-        });
+        let job: Job = (
+            durability,
+            Box::new(move |conn| {
+                let result = in_savepoint(conn, f);
+                Box::new(move |committed: StoreResult<()>| {
+                    let _ = tx.send(committed.and(result));
+                })
+            }),
+        );
         self.jobs.send(job).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Backend("the write could not begin; see the server log".into()))?
     }
 }
 
 fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
+    let mut synchronous = Durability::Durable;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -59,12 +77,26 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let wanted = if batch.iter().any(|(d, _)| *d == Durability::Durable) {
+            Durability::Durable
+        } else {
+            Durability::Relaxed
+        };
+        if wanted != synchronous {
+            let pragma =
+                if wanted == Durability::Durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
+            if let Err(e) = conn.execute_batch(pragma) {
+                tracing::error!(jobs = batch.len(), "cannot set the sync mode: {e}");
+                continue;
+            }
+            synchronous = wanted;
+        }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs unrun answers each caller with an error.
             tracing::error!(jobs = batch.len(), "cannot begin a write: {e}");
             continue;
         }
-        let answers: Vec<Answer> = batch.into_iter().map(|job| job(conn)).collect();
+        let answers: Vec<Answer> = batch.into_iter().map(|(_, job)| job(conn)).collect();
         let committed = conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             StoreError::Backend(format!("commit failed: {e}"))

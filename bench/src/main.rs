@@ -1,0 +1,34 @@
+//! `mq-bench`: benchmarks of the release server against a minimal axum
+//! baseline measured in the same run, and the crash-recovery fault check.
+//!
+//! ```text
+//! mq-bench bench [--quick]    figures for BENCHMARKS.md
+//! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
+//! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
+//! ```
+
+mod baseline;
+mod fault;
+mod load;
+mod scenarios;
+mod server;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+    let result = match args.first().map(String::as_str) {
+        Some("baseline-server") => runtime.block_on(baseline::serve()),
+        Some("bench") => runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"))),
+        Some("fault-check") => runtime.block_on(fault::run()),
+        _ => Err("usage: mq-bench bench [--quick] | fault-check | baseline-server".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mq-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The benchmark scenarios, each run three times against a fresh server, with
+//! the baseline measured in the same run; printed as a Markdown table.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::{Value, json};
+
+use crate::{
+    load::{Stats, Step, closed_loop, open_loop},
+    server::{Server, token},
+};
+
+/// Settings of one bench run.
+struct Plan {
+    repeats: usize,
+    duration: Duration,
+    open_loop_rate: u64,
+    open_loop_secs: u64,
+}
+
+/// One figure per repetition, reported as median and spread.
+#[derive(Default)]
+struct Figure {
+    values: Vec<f64>,
+}
+
+impl Figure {
+    fn median(&self) -> f64 {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    fn spread(&self) -> String {
+        let min = self.values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.values.iter().copied().fold(0.0, f64::max);
+        format!("{min:.0}–{max:.0}")
+    }
+}
+
+pub(crate) async fn run(quick: bool) -> Result<(), String> {
+    let plan = if quick {
+        Plan { repeats: 1, duration: Duration::from_secs(2), open_loop_rate: 10_000, open_loop_secs: 5 }
+    } else {
+        Plan { repeats: 3, duration: Duration::from_secs(5), open_loop_rate: 10_000, open_loop_secs: 60 }
+    };
+    let mut figures: Vec<(String, Figure)> = Vec::new();
+    let mut put = |name: String, value: f64| match figures.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, f)) => f.values.push(value),
+        None => figures.push((name, Figure { values: vec![value] })),
+    };
+    for round in 1..=plan.repeats {
+        eprintln!("round {round}/{}", plan.repeats);
+        let baseline = Server::baseline()?;
+        for conns in [1, 4, 16, 64] {
+            let stats = closed_loop(conns, plan.duration, baseline_step(&baseline.base)).await;
+            check(&stats, "baseline")?;
+            put(format!("baseline, {conns} connections"), stats.steps_per_sec());
+        }
+        drop(baseline);
+        for (name, value) in service_round(&plan).await? {
+            put(name, value);
+        }
+    }
+    print_table(&figures);
+    Ok(())
+}
+
+/// Every service scenario on one fresh server.
+async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::service(dir.path())?;
+    let base = server.base.clone();
+    let mut out = Vec::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    out.push(("RSS idle, MB".to_owned(), mb(server.rss())));
+    for conns in [1, 16, 64] {
+        let mut stats = closed_loop(conns, plan.duration, publish_step(&base, "bench.publish")).await;
+        check(&stats, "publish")?;
+        out.push((format!("publish 1 KB, {conns} connections"), stats.steps_per_sec()));
+        out.push((format!("publish 1 KB, {conns} connections, p99 ms"), stats.latency_ms(0.99)));
+    }
+    let stats = closed_loop(16, plan.duration, batch_step(&base, "bench.batch")).await;
+    check(&stats, "batch publish")?;
+    out.push(("batch publish 100 × 1 KB, 16 connections, msg/s".to_owned(), stats.messages_per_sec()));
+    for max in [1u32, 10] {
+        let topic = format!("bench.consume{max}");
+        prefill(&base, &topic, 40_000).await?;
+        let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max)).await;
+        check(&stats, "consume+ack")?;
+        out.push((format!("consume+ack, max_messages {max}, 4 consumers, msg/s"), stats.messages_per_sec()));
+    }
+    let mut stats =
+        open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(&base, "bench.open"))
+            .await;
+    let label = format!("open loop {} msg/s for {} s", plan.open_loop_rate, plan.open_loop_secs);
+    out.push((format!("{label}: p50 ms"), stats.latency_ms(0.50)));
+    out.push((format!("{label}: p99 ms"), stats.latency_ms(0.99)));
+    out.push((format!("{label}: p99.9 ms"), stats.latency_ms(0.999)));
+    out.push((format!("{label}: error answers"), stats.errors as f64));
+    out.push((format!("{label}: achieved msg/s"), stats.messages_per_sec()));
+    out.push(("RSS after the open-loop run, MB".to_owned(), mb(server.rss())));
+    Ok(out)
+}
+
+fn check(stats: &Stats, what: &str) -> Result<(), String> {
+    match &stats.first_error {
+        Some(e) if stats.errors * 100 > stats.steps.max(1) => {
+            Err(format!("{what}: {} errors, first: {e}", stats.errors))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn mb(bytes: Option<u64>) -> f64 {
+    bytes.map_or(0.0, |b| b as f64 / 1_048_576.0)
+}
+
+fn kilobyte() -> String {
+    "x".repeat(1000)
+}
+
+fn baseline_step(base: &str) -> Step {
+    let url = format!("{base}/baseline");
+    let body = json!({"queue": "bench", "message": {"data": kilobyte()}}).to_string();
+    Arc::new(move |client: reqwest::Client| {
+        let (url, body) = (url.clone(), body.clone());
+        Box::pin(
+            async move { expect(client.post(url).header("content-type", "application/json").body(body), 200, 1).await },
+        )
+    })
+}
+
+fn publish_step(base: &str, queue: &str) -> Step {
+    let url = format!("{base}/message-queue/publish");
+    let body = json!({"queue": queue, "message": {"data": kilobyte()}, "persistent": true}).to_string();
+    let auth = format!("Bearer {}", token());
+    Arc::new(move |client: reqwest::Client| {
+        let req = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", &auth)
+            .body(body.clone());
+        Box::pin(expect(req, 200, 1))
+    })
+}
+
+fn batch_step(base: &str, topic: &str) -> Step {
+    let url = format!("{base}/api/v1/messages/batch");
+    let item = json!({"topic": topic, "content": kilobyte()});
+    let body = json!({"messages": vec![item; 100]}).to_string();
+    let auth = format!("Bearer {}", token());
+    Arc::new(move |client: reqwest::Client| {
+        let req = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", &auth)
+            .body(body.clone());
+        Box::pin(async move {
+            let answer = send(req, 200).await?;
+            let ok = answer["succeeded"].as_u64().unwrap_or(0);
+            if ok == 100 { Ok(ok) } else { Err(format!("batch: {answer}")) }
+        })
+    })
+}
+
+fn consume_ack_step(base: &str, topic: &str, max: u32) -> Step {
+    let (consume, ack) = (format!("{base}/api/v1/messages/consume"), format!("{base}/api/v1/messages/acknowledge"));
+    let auth = format!("Bearer {}", token());
+    let topic = topic.to_owned();
+    Arc::new(move |client: reqwest::Client| {
+        let (consume, ack, auth, topic) = (consume.clone(), ack.clone(), auth.clone(), topic.clone());
+        Box::pin(async move {
+            let body = json!({"topic": topic, "group_id": "bench", "consumer_id": "c", "max_messages": max});
+            let got = send(client.post(&consume).header("authorization", &auth).json(&body), 200).await?;
+            let messages = got["messages"].as_array().cloned().unwrap_or_default();
+            for m in &messages {
+                let body = json!({"message_id": m["message_id"], "topic": topic, "success": true, "group_id": "bench",
+                                  "receipt_handle": m["receipt_handle"]});
+                send(client.post(&ack).header("authorization", &auth).json(&body), 200).await?;
+            }
+            Ok(messages.len() as u64)
+        })
+    })
+}
+
+/// Publishes `n` messages to a topic in batches of 1000.
+async fn prefill(base: &str, topic: &str, n: usize) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let item = json!({"topic": topic, "content": kilobyte()});
+    for _ in 0..n / 1000 {
+        let body = json!({"messages": vec![item.clone(); 1000]});
+        let req = client.post(format!("{base}/api/v1/messages/batch")).bearer_auth(token()).json(&body);
+        send(req, 200).await?;
+    }
+    Ok(())
+}
+
+async fn expect(req: reqwest::RequestBuilder, status: u16, messages: u64) -> Result<u64, String> {
+    send(req, status).await.map(|_| messages)
+}
+
+async fn send(req: reqwest::RequestBuilder, status: u16) -> Result<Value, String> {
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let got = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if got != status {
+        return Err(format!("status {got}: {text}"));
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn print_table(figures: &[(String, Figure)]) {
+    let baseline = |conns: &str| {
+        figures.iter().find(|(n, _)| n == &format!("baseline, {conns} connections")).map(|(_, f)| f.median())
+    };
+    println!("| scenario | median | spread | ratio to baseline |");
+    println!("|---|---:|---:|---:|");
+    for (name, f) in figures {
+        let conns =
+            name.split(", ").find_map(|p| p.strip_suffix(" connections").or_else(|| p.strip_suffix(" consumers")));
+        let throughput =
+            !name.ends_with(" ms") && !name.contains("MB") && !name.contains("errors") && !name.starts_with("baseline");
+        let ratio = match (throughput, conns.and_then(baseline)) {
+            (true, Some(b)) if b > 0.0 => format!("{:.2}x", f.median() / b),
+            _ => String::new(),
+        };
+        let median = if f.median() < 100.0 { format!("{:.2}", f.median()) } else { format!("{:.0}", f.median()) };
+        println!("| {name} | {median} | {} | {ratio} |", f.spread());
+    }
+}

@@ -1,0 +1,92 @@
+//! Starting the release server (or the baseline) as a child process on loopback.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// The secret every bench token is signed with.
+pub(crate) const SECRET: &str = "bench-secret";
+
+/// A child process serving HTTP on 127.0.0.1; killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Server {
+    /// The release `message-queue` binary on `data_dir`.
+    pub(crate) fn service(data_dir: &std::path::Path) -> Result<Self, String> {
+        let mut cmd = Command::new(sibling("message-queue")?);
+        cmd.env("MESSAGE_QUEUE_PORT", "0")
+            .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
+            .env("JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn");
+        Self::spawn(cmd)
+    }
+
+    /// This binary's own baseline server.
+    pub(crate) fn baseline() -> Result<Self, String> {
+        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        cmd.arg("baseline-server");
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Result<Self, String> {
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| format!("spawn: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).map_err(|_| "the server did not report its address")?;
+        Ok(Self { child, base: format!("http://{addr}") })
+    }
+
+    /// Resident memory of the process, in bytes.
+    pub(crate) fn rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A binary built next to this one.
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} is missing: build the workspace in this profile first", path.display()))
+    }
+}
+
+/// A bearer token for the bench's secret.
+pub(crate) fn token() -> String {
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + 86_400;
+    let claims = serde_json::json!({"sub": "bench", "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("HS256 signing")
+}
