@@ -83,12 +83,13 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     let stats = closed_loop(16, plan.duration, batch_step(&base, "bench.batch")).await;
     check(&stats, "batch publish")?;
     out.push(("batch publish 100 × 1 KB, 16 connections, msg/s".to_owned(), stats.messages_per_sec()));
-    for max in [1u32, 10] {
-        let topic = format!("bench.consume{max}");
+    for (max, batch_ack) in [(1u32, false), (10, false), (10, true)] {
+        let topic = format!("bench.consume{max}{batch_ack}");
         prefill(&base, &topic, 40_000).await?;
-        let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max)).await;
+        let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max, batch_ack)).await;
         check(&stats, "consume+ack")?;
-        out.push((format!("consume+ack, max_messages {max}, 4 consumers, msg/s"), stats.messages_per_sec()));
+        let acks = if batch_ack { "one acknowledge per batch" } else { "one acknowledge per message" };
+        out.push((format!("consume+ack, max_messages {max}, {acks}, 4 consumers, msg/s"), stats.messages_per_sec()));
     }
     let mut stats =
         open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(&base, "bench.open"))
@@ -101,6 +102,32 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     out.push((format!("{label}: achieved msg/s"), stats.messages_per_sec()));
     out.push(("RSS after the open-loop run, MB".to_owned(), mb(server.rss())));
     Ok(out)
+}
+
+/// The open-loop scenario alone, against the baseline and then a fresh server: for profiling.
+pub(crate) async fn open_loop_alone(rate: u64, secs: u64) -> Result<(), String> {
+    let baseline = Server::baseline()?;
+    let stats = open_loop(rate, Duration::from_secs(secs), baseline_step(&baseline.base)).await;
+    report(&format!("baseline, open loop {rate}/s for {secs} s"), stats, baseline.rss());
+    drop(baseline);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::service(dir.path())?;
+    let stats = open_loop(rate, Duration::from_secs(secs), publish_step(&server.base, "bench.open")).await;
+    report(&format!("publish, open loop {rate}/s for {secs} s"), stats, server.rss());
+    Ok(())
+}
+
+fn report(label: &str, mut stats: Stats, rss: Option<u64>) {
+    println!(
+        "{label}: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, errors {}, RSS {:.1} MB",
+        stats.messages_per_sec(),
+        stats.latency_ms(0.5),
+        stats.latency_ms(0.99),
+        stats.latency_ms(0.999),
+        stats.latency_ms(1.0),
+        stats.errors,
+        mb(rss)
+    );
 }
 
 fn check(stats: &Stats, what: &str) -> Result<(), String> {
@@ -164,7 +191,8 @@ fn batch_step(base: &str, topic: &str) -> Step {
     })
 }
 
-fn consume_ack_step(base: &str, topic: &str, max: u32) -> Step {
+/// Consumes up to `max` and acknowledges them: one request each, or all in one (`batch_ack`).
+fn consume_ack_step(base: &str, topic: &str, max: u32, batch_ack: bool) -> Step {
     let (consume, ack) = (format!("{base}/api/v1/messages/consume"), format!("{base}/api/v1/messages/acknowledge"));
     let auth = format!("Bearer {}", token());
     let topic = topic.to_owned();
@@ -174,10 +202,22 @@ fn consume_ack_step(base: &str, topic: &str, max: u32) -> Step {
             let body = json!({"topic": topic, "group_id": "bench", "consumer_id": "c", "max_messages": max});
             let got = send(client.post(&consume).header("authorization", &auth).json(&body), 200).await?;
             let messages = got["messages"].as_array().cloned().unwrap_or_default();
-            for m in &messages {
-                let body = json!({"message_id": m["message_id"], "topic": topic, "success": true, "group_id": "bench",
-                                  "receipt_handle": m["receipt_handle"]});
-                send(client.post(&ack).header("authorization", &auth).json(&body), 200).await?;
+            let item = |m: &Value| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]});
+            if batch_ack && !messages.is_empty() {
+                let items: Vec<Value> = messages.iter().map(item).collect();
+                let body = json!({"messages": items, "topic": topic, "success": true, "group_id": "bench"});
+                let answer = send(client.post(&ack).header("authorization", &auth).json(&body), 200).await?;
+                if answer["failed"] != 0 {
+                    return Err(format!("batch ack: {answer}"));
+                }
+            } else {
+                for m in &messages {
+                    let mut body = item(m);
+                    body["topic"] = json!(topic);
+                    body["success"] = json!(true);
+                    body["group_id"] = json!("bench");
+                    send(client.post(&ack).header("authorization", &auth).json(&body), 200).await?;
+                }
             }
             Ok(messages.len() as u64)
         })

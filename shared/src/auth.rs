@@ -24,10 +24,15 @@ pub struct Claims {
     pub iat: Option<u64>,
 }
 
-/// Verifies bearer tokens.
+/// Tokens remembered after their signature verified.
+const CACHED_TOKENS: usize = 4096;
+
+/// Verifies bearer tokens. A token whose signature verified once is remembered
+/// with its expiry, so a client reusing it costs a lookup, not an HMAC.
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    verified: std::sync::Mutex<std::collections::HashMap<String, (Principal, u64)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -53,7 +58,7 @@ impl Authenticator {
             }
             None => validation.validate_aud = false,
         }
-        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation, verified: Default::default() }
     }
 
     /// Checks an `Authorization` header value.
@@ -67,6 +72,10 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| refuse("the Authorization header must be 'Bearer <token>'"))?;
+        let now = u64::try_from(Timestamp::now().0 / 1000).unwrap_or(0);
+        if let Some(principal) = self.remembered(token, now) {
+            return Ok(principal);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
             refuse(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
@@ -81,7 +90,23 @@ impl Authenticator {
                 _ => "the token is malformed",
             })
         })?;
-        Ok(Principal { subject: data.claims.sub.unwrap_or_else(|| "anonymous".into()) })
+        let principal = Principal { subject: data.claims.sub.unwrap_or_else(|| "anonymous".into()) };
+        self.remember(token, &principal, data.claims.exp);
+        Ok(principal)
+    }
+
+    fn remembered(&self, token: &str, now: u64) -> Option<Principal> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let (principal, exp) = verified.get(token)?;
+        (now <= exp + self.validation.leeway).then(|| principal.clone())
+    }
+
+    fn remember(&self, token: &str, principal: &Principal, exp: u64) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= CACHED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (principal.clone(), exp));
     }
 }
 

@@ -22,6 +22,8 @@ use writer::{Durability, Writer, backend};
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// How long a write waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,9 +49,12 @@ impl SqliteStore {
         }
         let conn = connect(path)?;
         schema::migrate(&conn)?;
+        // Checkpoints run on their own thread, so commits never wait for one.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(backend)?;
         let writer = Writer::spawn(conn)?;
-        let inner = Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) });
+        spawn_checkpointer(connect(path)?, Arc::downgrade(&inner))?;
+        Ok(Self { inner })
     }
 
     /// The database file.
@@ -114,6 +119,23 @@ impl Inner {
             readers.push(conn);
         }
     }
+}
+
+/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] without blocking
+/// writers (a passive checkpoint); ends when the store is dropped.
+fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) -> StoreResult<()> {
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while store.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!("checkpoint failed: {e}");
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {

@@ -91,14 +91,14 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
             }
             synchronous = wanted;
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             // Dropping the jobs unrun answers each caller with an error.
             tracing::error!(jobs = batch.len(), "cannot begin a write: {e}");
             continue;
         }
         let answers: Vec<Answer> = batch.into_iter().map(|(_, job)| job(conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
+        let committed = exec(conn, "COMMIT").map_err(|e| {
+            let _ = exec(conn, "ROLLBACK");
             StoreError::Backend(format!("commit failed: {e}"))
         });
         for answer in answers {
@@ -108,11 +108,18 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
 }
 
 fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+    exec(conn, "SAVEPOINT job").map_err(backend)?;
     let result = f(conn);
-    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end).map_err(backend)?;
+    if result.is_err() {
+        exec(conn, "ROLLBACK TO job").map_err(backend)?;
+    }
+    exec(conn, "RELEASE job").map_err(backend)?;
     result
+}
+
+/// Runs a statement kept prepared, as every transaction runs the same few.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {

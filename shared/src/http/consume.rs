@@ -12,7 +12,7 @@ use crate::{
     auth::Principal,
     domain::DurationInput,
     error::{Error, Result},
-    ops::{Consume, Delivered, Receipt, Registration, SettleCommand, SettleKind},
+    ops::{Consume, Delivered, Receipt, Registration, SettleCommand, SettleKind, Settled},
     ports::GroupRef,
 };
 
@@ -89,35 +89,98 @@ fn delivered_json(d: &Delivered) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AcknowledgeRequest {
-    message_id: String,
+    message_id: Option<String>,
+    /// Many messages at once (as Pub/Sub's acknowledge takes many ack ids).
+    messages: Option<Vec<AcknowledgeItem>>,
     topic: String,
     success: bool,
     group_id: String,
     receipt_handle: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgeItem {
+    message_id: String,
+    receipt_handle: Option<String>,
+}
+
+/// Most messages one acknowledgement may name.
+const MAX_ACKS: usize = 100;
+
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     JsonBody(req): JsonBody<AcknowledgeRequest>,
 ) -> Result<Json<Value>> {
-    let cmd = SettleCommand {
-        message_id: req.message_id.clone(),
-        queue: Some(parse_queue("topic", &req.topic)?),
-        group: Some(GroupRef::Consumers(identifier("group_id", &req.group_id)?)),
-        receipt: receipt(req.receipt_handle.as_deref())?,
-        kind: if req.success { SettleKind::Acknowledge } else { SettleKind::Requeue { delay_ms: 0 } },
+    let queue = parse_queue("topic", &req.topic)?;
+    let group = GroupRef::Consumers(identifier("group_id", &req.group_id)?);
+    let kind = if req.success { SettleKind::Acknowledge } else { SettleKind::Requeue { delay_ms: 0 } };
+    let command = |message_id: String, handle: Option<&str>| -> Result<SettleCommand> {
+        Ok(SettleCommand {
+            message_id,
+            queue: Some(queue.clone()),
+            group: Some(group.clone()),
+            receipt: receipt(handle)?,
+            kind: kind.clone(),
+        })
     };
-    let done = state.service.settle(&caller, cmd).await.map_err(Error::as_topic)?;
+    let items = match (req.message_id, req.messages) {
+        (Some(id), None) => {
+            let done = state.service.settle(&caller, command(id.clone(), req.receipt_handle.as_deref())?).await;
+            let done = done.map_err(Error::as_topic)?;
+            return Ok(Json(json!({
+                "message_id": id,
+                "topic": req.topic,
+                "group_id": req.group_id,
+                "success": req.success,
+                "status": crate::ops::MessageStatus::of(&done.delivery).as_str(),
+                "delivery_count": done.delivery.delivery_count,
+                "acknowledged_at": done.delivery.finished_at.unwrap_or(done.at),
+            })));
+        }
+        (None, Some(items)) if req.receipt_handle.is_none() && (1..=MAX_ACKS).contains(&items.len()) => items,
+        (None, Some(_)) => {
+            return Err(Error::invalid(
+                "messages",
+                format!("must hold 1 to {MAX_ACKS} items, each with its own receipt_handle"),
+            ));
+        }
+        _ => return Err(Error::invalid("message_id", "name one message_id, or a list of messages, not both")),
+    };
+    let ids: Vec<String> = items.iter().map(|i| i.message_id.clone()).collect();
+    let cmds =
+        items.into_iter().map(|i| command(i.message_id, i.receipt_handle.as_deref())).collect::<Result<Vec<_>>>()?;
+    let results: Vec<Value> = ids
+        .iter()
+        .zip(state.service.settle_many(&caller, cmds).await)
+        .map(|(id, outcome)| match outcome {
+            Ok(done) => acknowledged_json(id, &done),
+            Err(e) => {
+                let e = e.as_topic();
+                json!({"message_id": id, "status": e.status(), "error": e.code(), "message": e.to_string(), "details": e.details()})
+            }
+        })
+        .collect();
+    let failed = results.iter().filter(|r| r["status"] != 200).count();
     Ok(Json(json!({
-        "message_id": req.message_id,
         "topic": req.topic,
         "group_id": req.group_id,
         "success": req.success,
-        "status": crate::ops::MessageStatus::of(&done.delivery).as_str(),
+        "succeeded": results.len() - failed,
+        "failed": failed,
+        "results": results,
+    })))
+}
+
+fn acknowledged_json(message_id: &str, done: &Settled) -> Value {
+    json!({
+        "message_id": message_id,
+        "status": 200,
+        "state": crate::ops::MessageStatus::of(&done.delivery).as_str(),
         "delivery_count": done.delivery.delivery_count,
         "acknowledged_at": done.delivery.finished_at.unwrap_or(done.at),
-    })))
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -111,6 +111,24 @@ impl Service {
         Ok(settled)
     }
 
+    /// Applies many settlements at once (they share the store's commits); each gets its own outcome, in order.
+    pub async fn settle_many(&self, caller: &Principal, cmds: Vec<SettleCommand>) -> Vec<Result<Settled>> {
+        let tasks: Vec<_> = cmds
+            .into_iter()
+            .map(|cmd| {
+                let (service, caller) = (self.clone(), caller.clone());
+                tokio::spawn(async move { service.settle(&caller, cmd).await })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(
+                task.await.unwrap_or_else(|e| Err(Error::Internal { reason: format!("settle task failed: {e}") })),
+            );
+        }
+        out
+    }
+
     /// Rejects without requeue: dead-letters the current delivery, or drops it.
     async fn reject(
         &self,
