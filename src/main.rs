@@ -6,6 +6,10 @@ use std::{process::ExitCode, time::Duration};
 use shared::{app::App, auth, config::Config, http};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
+/// glibc's allocator spends a fifth of the publish path's time in malloc and free; mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long a printed token stays valid: 30 days.
 const TOKEN_TTL_SECS: u64 = 30 * 86_400;
 /// How often retention is applied.

@@ -22,7 +22,11 @@ impl MessageLog for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound);
             }
-            records.iter().map(|(partition, record)| insert(conn, queue, *partition, record)).collect()
+            let offsets = reserve_offsets(conn, queue, &records)?;
+            for ((partition, record), offset) in records.iter().zip(&offsets) {
+                insert(conn, queue, *partition, *offset, record)?;
+            }
+            Ok(offsets)
         })
         .await
     }
@@ -96,20 +100,47 @@ impl MessageLog for SqliteStore {
     }
 }
 
-fn insert(conn: &Connection, queue: QueueId, partition: u32, record: &Record) -> StoreResult<u64> {
+/// Takes the next offsets of each partition the records go to, one update per partition.
+fn reserve_offsets(conn: &Connection, queue: QueueId, records: &[(u32, Record)]) -> StoreResult<Vec<u64>> {
+    let mut counts: Vec<(u32, u64)> = Vec::new();
+    for (partition, _) in records {
+        match counts.iter_mut().find(|(p, _)| p == partition) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*partition, 1)),
+        }
+    }
+    let mut next: Vec<(u32, u64)> = Vec::with_capacity(counts.len());
+    for (partition, n) in counts {
+        let first: u64 = conn
+            .prepare_cached(
+                "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + ?3
+                 RETURNING next_offset - ?3",
+            )
+            .and_then(|mut s| s.query_row(params![queue, partition, n], |r| r.get(0)))
+            .map_err(backend)?;
+        next.push((partition, first));
+    }
+    Ok(records
+        .iter()
+        .map(|(partition, _)| {
+            let slot = next.iter_mut().find(|(p, _)| p == partition).expect("reserved above");
+            slot.1 += 1;
+            slot.1 - 1
+        })
+        .collect())
+}
+
+fn insert(conn: &Connection, queue: QueueId, partition: u32, offset: u64, record: &Record) -> StoreResult<()> {
     let (is_json, content) = match &record.content {
         Content::Json(s) => (true, s),
         Content::Text(s) => (false, s),
     };
-    let headers = serde_json::to_string(&record.headers).map_err(|e| StoreError::Backend(e.to_string()))?;
-    let offset: u64 = conn
-        .prepare_cached(
-            "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, 1)
-             ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + 1
-             RETURNING next_offset - 1",
-        )
-        .and_then(|mut s| s.query_row(params![queue, partition], |r| r.get(0)))
-        .map_err(backend)?;
+    let headers = if record.headers.is_empty() {
+        "{}".to_owned()
+    } else {
+        serde_json::to_string(&record.headers).map_err(|e| StoreError::Backend(e.to_string()))?
+    };
     conn.prepare_cached(
         "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,
          headers, priority, ttl_ms, persistent, published_at)
@@ -132,7 +163,7 @@ fn insert(conn: &Connection, queue: QueueId, partition: u32, record: &Record) ->
         ])
     })
     .map_err(backend)?;
-    Ok(offset)
+    Ok(())
 }
 
 fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
