@@ -85,9 +85,14 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     out.push(("batch publish 100 × 1 KB, 16 connections, msg/s".to_owned(), stats.messages_per_sec()));
     for (max, batch_ack) in [(1u32, false), (10, false), (10, true)] {
         let topic = format!("bench.consume{max}{batch_ack}");
-        prefill(&base, &topic, 40_000).await?;
+        // Enough that the consumers never run dry: a drained queue would cap the figure.
+        let prefilled = 60_000 * plan.duration.as_secs() as usize;
+        prefill(&base, &topic, prefilled).await?;
         let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max, batch_ack)).await;
         check(&stats, "consume+ack")?;
+        if stats.messages as usize >= prefilled {
+            return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
+        }
         let acks = if batch_ack { "one acknowledge per batch" } else { "one acknowledge per message" };
         out.push((format!("consume+ack, max_messages {max}, {acks}, 4 consumers, msg/s"), stats.messages_per_sec()));
     }

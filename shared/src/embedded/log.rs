@@ -69,16 +69,19 @@ impl MessageLog for SqliteStore {
     }
 
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64> {
-        self.writing(move |conn| {
-            let mut removed = conn
-                .execute("DELETE FROM records WHERE queue_id = ?1 AND published_at < ?2", params![queue, before.0])
-                .map_err(backend)?;
-            if let Some(max) = max_bytes {
-                removed += trim_to_size(conn, queue, max)?;
+        // Short writes, oldest records first, so publishes interleave with a long trim.
+        let mut removed = 0;
+        loop {
+            let n = self.writing(move |conn| trim_oldest(conn, queue, before)).await?;
+            removed += n;
+            if n == 0 {
+                break;
             }
-            Ok(removed as u64)
-        })
-        .await
+        }
+        if let Some(max) = max_bytes {
+            removed += self.writing(move |conn| trim_to_size(conn, queue, max)).await? as u64;
+        }
+        Ok(removed)
     }
 
     async fn delete_log(&self, queue: QueueId) -> StoreResult<()> {
@@ -186,6 +189,41 @@ fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInf
         })
     });
     rows.and_then(Iterator::collect).map_err(backend)
+}
+
+/// Most records one trimming write removes.
+const TRIM_CHUNK: usize = 1000;
+
+/// Removes up to [`TRIM_CHUNK`] of each partition's oldest records published before `before`.
+/// Records of a partition are in publish order, so the scan stops at the first young one.
+fn trim_oldest(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreResult<u64> {
+    let partitions: Vec<u32> = conn
+        .prepare_cached("SELECT partition FROM partitions WHERE queue_id = ?1")
+        .and_then(|mut s| s.query_map([queue], |r| r.get(0))?.collect())
+        .map_err(backend)?;
+    let mut removed = 0;
+    for partition in partitions {
+        let old: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT rowid, published_at FROM records WHERE queue_id = ?1 AND partition = ?2 ORDER BY offset LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![queue, partition, TRIM_CHUNK], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(backend)?
+            .into_iter()
+            .take_while(|(_, at)| *at < before.0)
+            .map(|(rowid, _)| rowid)
+            .collect();
+        for rowid in &old {
+            conn.prepare_cached("DELETE FROM records WHERE rowid = ?1")
+                .and_then(|mut s| s.execute([rowid]))
+                .map_err(backend)?;
+        }
+        removed += old.len() as u64;
+    }
+    Ok(removed)
 }
 
 fn trim_to_size(conn: &Connection, queue: QueueId, max_bytes: u64) -> StoreResult<usize> {
