@@ -4,11 +4,12 @@
 #![allow(unreachable_pub)]
 
 mod admin;
-mod auth;
-mod bad_input;
+mod consuming;
 mod durability;
 mod health;
 mod helpers;
 mod publish;
+mod refusals;
 mod seeds;
+mod tokens;
 mod topics;
