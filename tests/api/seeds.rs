@@ -195,3 +195,42 @@ async fn spec002_create_topic_example_makes_a_three_partition_topic() {
     assert_eq!(topic["partition_offsets"], json!([empty(0), empty(1), empty(2)]));
     assert_rfc3339(&topic["created_at"]);
 }
+
+#[tokio::test]
+async fn spec002_consume_acknowledge_and_register_examples_work_verbatim() {
+    let server = TestServer::start().await;
+    let register = json!({
+      "consumer_id": "consumer-1",
+      "group_id": "user-processor",
+      "topics": ["user-events", "order-events"],
+      "max_concurrency": 5,
+      "rate_limit": 100
+    });
+    let (status, body) = server.post("/api/v1/consumers", register.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["topics"], register["topics"]);
+    let (_, produced) = server.post("/api/v1/messages", json!({"topic": "user-events", "content": "x"})).await;
+    let consume = json!({
+      "topic": "user-events",
+      "group_id": "user-processor",
+      "consumer_id": "consumer-1",
+      "max_messages": 10,
+      "timeout": "30000000000"
+    });
+    let (status, body) = server.post("/api/v1/messages/consume", consume).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["messages"][0]["message_id"], produced["message_id"]);
+    let acknowledge = json!({
+      "message_id": "msg-12345",
+      "topic": "user-events",
+      "success": true,
+      "group_id": "user-processor"
+    });
+    let (status, body) = server.post("/api/v1/messages/acknowledge", acknowledge.clone()).await;
+    assert_eq!(assert_error(status, &body, 404, "message_not_found")["message_id"], "msg-12345");
+    let mut real = acknowledge;
+    real["message_id"] = produced["message_id"].clone();
+    let (status, body) = server.post("/api/v1/messages/acknowledge", real).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("acknowledged")));
+}
