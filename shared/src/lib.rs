@@ -9,6 +9,7 @@
 //! - [`embedded`]: the SQLite backend behind both ports (the default).
 //! - [`ops`]: the operations, framework-free.
 //! - [`metrics`]: this process's performance figures.
+//! - [`routing`]: routing-key patterns and header matching.
 //! - [`http`]: the axum router for both API families.
 //! - [`app`]: building the service from configuration.
 
@@ -23,3 +24,4 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod ports;
+pub mod routing;
