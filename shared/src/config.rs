@@ -28,6 +28,9 @@ pub struct Config {
     pub visibility_timeout_ms: u64,
     /// `MESSAGE_QUEUE_MAX_DELIVERIES`: deliveries to a group before a message is dead-lettered (default 10).
     pub max_deliveries: u32,
+    /// `MESSAGE_QUEUE_CALLBACK_ALLOW`: networks callbacks may reach although not public
+    /// (comma-separated, e.g. `127.0.0.1/32,::1`; default none).
+    pub callback_policy: crate::callback::AddressPolicy,
     /// JWT verification settings.
     pub jwt: JwtConfig,
 }
@@ -74,6 +77,11 @@ impl Config {
             default_retention_ms: var("MESSAGE_QUEUE_RETENTION").duration_ms_or(7 * 86_400_000)?,
             visibility_timeout_ms: var("MESSAGE_QUEUE_VISIBILITY_TIMEOUT").duration_ms_or(30_000)?,
             max_deliveries: var("MESSAGE_QUEUE_MAX_DELIVERIES").parse_or(10)?,
+            callback_policy: {
+                let v = var("MESSAGE_QUEUE_CALLBACK_ALLOW");
+                let list = v.value.clone().unwrap_or_default();
+                crate::callback::AddressPolicy::parse(&list).map_err(|e| v.error(&list, e))?
+            },
             jwt: JwtConfig {
                 secret: var("JWT_SECRET").value,
                 issuer: var("JWT_ISSUER").value,

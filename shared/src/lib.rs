@@ -1,6 +1,7 @@
 //! The message-queue service: everything but the `main` functions.
 //!
 //! - [`domain`]: parsed types (queue names, message ids, durations, timestamps).
+//! - [`callback`]: which callback addresses subscriptions may use.
 //! - [`clock`]: the time source, injectable for tests.
 //! - [`config`]: typed configuration from the environment.
 //! - [`error`]: the one error type and its mapping to status and code.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -43,6 +43,14 @@ impl CallbackUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The host as written (IPv6 in brackets) and the port, defaulted by scheme.
+    pub fn host_and_port(&self) -> (String, u16) {
+        let uri: Uri = self.0.parse().expect("checked when parsed");
+        let https = uri.scheme_str() == Some("https");
+        let host = uri.authority().map_or("", |a| a.host()).to_owned();
+        (host, uri.port_u16().unwrap_or(if https { 443 } else { 80 }))
+    }
 }
 
 /// A subscription to create, already validated.
@@ -60,6 +68,8 @@ pub struct NewSubscription {
 impl Service {
     /// Stores a subscription; the queue (and dead-letter queue) follow the auto-create rule.
     pub async fn subscribe(&self, caller: &Principal, new: NewSubscription) -> Result<Subscription> {
+        let (host, port) = new.callback_url.host_and_port();
+        self.config.callback_policy.check_host(&host, port).await.map_err(|e| Error::invalid("callback_url", e))?;
         let queue = self.resolve_queue(caller, &new.queue, true).await?;
         if let Some(dlq) = &new.dead_letter_queue {
             self.resolve_queue(caller, dlq, true).await?;
