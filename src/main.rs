@@ -50,6 +50,7 @@ async fn serve(config: Config, secret: String, generated: bool) -> Result<(), St
     if generated {
         print_walkthrough(&secret, &data_dir, local);
     }
+    tokio::spawn(shared::ops::run_dispatcher(app.service.clone()));
     let service = app.service.clone();
     tokio::spawn(async move {
         loop {

@@ -86,8 +86,25 @@ impl AddressPolicy {
     }
 }
 
+/// Resolves a name and checks every address; an error when none resolves or one is refused.
+/// Connecting to exactly these addresses pins the connection to what was checked.
+pub async fn resolve_checked(policy: &AddressPolicy, host: &str) -> Result<Vec<SocketAddr>, String> {
+    let resolved = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0)))
+        .await
+        .map_err(|_| format!("resolving {host} timed out"))?
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect::<Vec<_>>();
+    if resolved.is_empty() {
+        return Err(format!("{host} has no address"));
+    }
+    for addr in &resolved {
+        policy.check_ip(addr.ip()).map_err(|e| format!("{host} resolves to {e}"))?;
+    }
+    Ok(resolved)
+}
+
 /// The address a host stands for when it is written as one, in any spelling resolvers accept.
-fn literal_address(host: &str) -> Result<Option<IpAddr>, String> {
+pub fn literal_address(host: &str) -> Result<Option<IpAddr>, String> {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner
             .parse::<Ipv6Addr>()

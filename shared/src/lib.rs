@@ -11,6 +11,7 @@
 //! - [`ops`]: the operations, framework-free.
 //! - [`metrics`]: this process's performance figures.
 //! - [`routing`]: routing-key patterns and header matching.
+//! - [`dispatch`]: push delivery to subscription callbacks.
 //! - [`http`]: the axum router for both API families.
 //! - [`app`]: building the service from configuration.
 
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod callback;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod embedded;
 pub mod error;

@@ -9,6 +9,8 @@ mod durability;
 mod health;
 mod helpers;
 mod publish;
+mod push;
+mod receiver;
 mod refusals;
 mod seeds;
 mod tokens;

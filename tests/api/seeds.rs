@@ -92,7 +92,8 @@ async fn spec000_subscribe_example_is_stored_and_answered_with_every_field() {
     assert_eq!(body["queue"], "delivery.events");
     assert_eq!(body["routing_key"], "delivery.*");
     assert_eq!(body["callback_url"], "https://api.delivery.com/delivery-service/events");
-    assert_eq!(body["status"], "pending", "no dispatcher delivers yet");
+    assert_eq!(body["status"], "active");
+    assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_rfc3339(&body["created_at"]);
     assert_eq!(body["retry_policy"], json!({"max_retries": 3, "retry_delay": 1000, "backoff_multiplier": 2.0}));
     assert_eq!(body["dead_letter_queue"], "delivery.events.dlq");

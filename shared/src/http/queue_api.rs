@@ -169,7 +169,8 @@ fn retry_policy(req: RetryPolicyRequest) -> Result<RetryPolicy> {
     Ok(policy)
 }
 
-/// A subscription as answered; its headers are not echoed, as they often hold credentials.
+/// A new subscription as answered, with its signing secret (shown this once); its headers
+/// are not echoed, as they often hold credentials.
 pub(super) fn subscription_json(sub: &Subscription) -> Value {
     json!({
         "subscription_id": sub.id,
@@ -185,6 +186,7 @@ pub(super) fn subscription_json(sub: &Subscription) -> Value {
         },
         "dead_letter_queue": sub.dead_letter_queue,
         "prefetch_count": sub.prefetch_count,
+        "secret": sub.secret,
     })
 }
 

@@ -4,6 +4,7 @@
 mod consume;
 mod consumers;
 mod dead_letter;
+mod dispatch;
 mod health;
 mod messages;
 mod publish;
@@ -20,6 +21,7 @@ use std::{
 
 pub use consume::{Consume, Delivered};
 pub use consumers::Registration;
+pub use dispatch::run_dispatcher;
 pub use health::{HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};

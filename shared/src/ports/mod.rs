@@ -141,6 +141,9 @@ pub struct Subscription {
     pub retry_policy: RetryPolicy,
     pub dead_letter_queue: Option<QueueName>,
     pub prefetch_count: u32,
+    /// The Standard Webhooks signing secret (`whsec_...`), answered once at creation.
+    #[serde(default)]
+    pub secret: String,
     pub status: String,
     pub owner: Option<String>,
     pub created_at: i64,

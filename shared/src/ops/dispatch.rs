@@ -1,0 +1,168 @@
+//! The dispatcher's bookkeeping: lease each active subscription's records up
+//! to its prefetch, skip those its routing pattern does not select, deliver
+//! the rest, and settle each by its outcome. Retries are scheduled in the
+//! store (a requeue with a delay), never slept on.
+
+use std::time::Duration;
+
+use super::{Service, dead_letter::Unsuccessful};
+use crate::{
+    dispatch::{self, Attempt},
+    domain::MessageId,
+    error::Result,
+    ports::{AcquireRequest, DropCause, GroupRef, Lease, Queue, Record, SettleRequest, Settlement, Subscription},
+};
+
+/// The consumer name the dispatcher leases under.
+const DISPATCHER: &str = "dispatcher";
+/// A delivery's lease: its timeout and a margin.
+const LEASE: Duration = Duration::from_secs(15);
+
+impl Service {
+    /// One pass over every active subscription; starts deliveries and answers how many.
+    pub async fn dispatch_pass(&self, client: &reqwest::Client) -> Result<usize> {
+        let mut started = 0;
+        for sub in self.meta.subscriptions(None).await?.into_iter().filter(|s| s.status == "active") {
+            let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? else { continue };
+            started += self.dispatch_subscription(client, &queue, sub).await?;
+        }
+        Ok(started)
+    }
+
+    async fn dispatch_subscription(&self, client: &reqwest::Client, queue: &Queue, sub: Subscription) -> Result<usize> {
+        let group = GroupRef::Subscription(sub.id.clone());
+        let now = self.now();
+        let in_flight = self.delivery.leased_by(queue.id, &group, DISPATCHER, now).await?;
+        let room = u64::from(sub.prefetch_count).saturating_sub(in_flight);
+        if room == 0 {
+            return Ok(0);
+        }
+        let request = AcquireRequest {
+            queue: queue.id,
+            group: group.clone(),
+            consumer: DISPATCHER.into(),
+            max: u32::try_from(room).unwrap_or(u32::MAX),
+            lease_ms: LEASE.as_millis() as u64,
+            now,
+            partitions: self.log.partitions(queue.id).await?,
+        };
+        let mut started = 0;
+        for lease in self.delivery.acquire(&request).await? {
+            let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
+            let record = self.log.read(id).await?;
+            let Some(record) = record.filter(|r| r.expires_at() > now) else {
+                let u = Unsuccessful {
+                    queue,
+                    group: &group,
+                    id,
+                    record: None,
+                    delivery_count: lease.delivery_count,
+                    cause: DropCause::Expired,
+                    reason: "ttl passed",
+                };
+                let _ = self.finish_unsuccessfully(u).await?;
+                continue;
+            };
+            if !sub.routing_key.matches(record.routing_key.as_deref().unwrap_or("")) {
+                // Not selected by this subscription: finished for it without a delivery.
+                self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, Some("not matched by routing_key"))
+                    .await?;
+                continue;
+            }
+            let (service, client, queue, sub) = (self.clone(), client.clone(), queue.clone(), sub.clone());
+            tokio::spawn(async move {
+                if let Err(e) = service.deliver_one(&client, &queue, &sub, id, &record, lease).await {
+                    tracing::warn!(subscription = %sub.id, message = %id, "delivery bookkeeping failed: {e}");
+                }
+            });
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    async fn deliver_one(
+        &self,
+        client: &reqwest::Client,
+        queue: &Queue,
+        sub: &Subscription,
+        id: MessageId,
+        record: &Record,
+        lease: Lease,
+    ) -> Result<()> {
+        let group = GroupRef::Subscription(sub.id.clone());
+        let attempt =
+            dispatch::deliver(client, &self.config.callback_policy, sub, id, record, lease.delivery_count).await;
+        tracing::debug!(subscription = %sub.id, message = %id, status = ?attempt.status, "delivery attempt");
+        if attempt.delivered() {
+            return self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, None).await;
+        }
+        let reason = failure(&attempt);
+        if lease.delivery_count > sub.retry_policy.max_retries {
+            let u = Unsuccessful {
+                queue,
+                group: &group,
+                id,
+                record: Some(record),
+                delivery_count: lease.delivery_count,
+                cause: DropCause::DeliveryLimit,
+                reason: &reason,
+            };
+            let _ = self.finish_unsuccessfully(u).await?;
+            return Ok(());
+        }
+        let jitter = f64::from(id.offset as u32 % 1000) / 1000.0;
+        let wait = attempt.retry_after.unwrap_or_else(|| {
+            dispatch::backoff(
+                sub.retry_policy.retry_delay,
+                sub.retry_policy.backoff_multiplier,
+                lease.delivery_count,
+                jitter,
+            )
+        });
+        let at = self.now().plus_ms(wait.as_millis() as u64);
+        self.settle_for(queue, &group, id, &lease, Settlement::Release { at }, Some(&reason)).await
+    }
+
+    async fn settle_for(
+        &self,
+        queue: &Queue,
+        group: &GroupRef,
+        id: MessageId,
+        lease: &Lease,
+        settlement: Settlement,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let request = SettleRequest {
+            queue: queue.id,
+            group: group.clone(),
+            partition: id.partition,
+            offset: id.offset,
+            settlement,
+            now: self.now(),
+            expect_delivery: Some(lease.delivery_count),
+            reason: reason.map(str::to_owned),
+        };
+        // A refusal means the lease lapsed and another pass took the message: that pass settles it.
+        let _ = self.delivery.settle(&request).await?;
+        Ok(())
+    }
+}
+
+fn failure(a: &Attempt) -> String {
+    match (a.status, &a.error) {
+        (Some(status), _) => format!("callback answered {status}"),
+        (None, Some(e)) => format!("callback failed: {e}"),
+        (None, None) => "callback failed".into(),
+    }
+}
+
+/// Runs dispatch passes until the process ends: at once after a publish, else every 100 ms.
+pub async fn run_dispatcher(service: Service) {
+    let client = dispatch::client(service.config.callback_policy.clone());
+    loop {
+        if let Err(e) = service.dispatch_pass(&client).await {
+            tracing::warn!("dispatch pass failed: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

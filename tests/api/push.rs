@@ -1,0 +1,116 @@
+//! Push delivery to subscriber callbacks: routing, fan-out, signatures,
+//! retries with backoff, `Retry-After`, and dead-lettering.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{helpers::*, receiver::CallbackReceiver};
+
+async fn local_server() -> TestServer {
+    TestServer::start_with(&[("MESSAGE_QUEUE_CALLBACK_ALLOW", "127.0.0.1/32")]).await
+}
+
+async fn subscribe(server: &TestServer, body: Value) -> Value {
+    let (status, answer) = server.post("/message-queue/subscribe", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer
+}
+
+async fn publish_with_key(server: &TestServer, queue: &str, key: &str, n: u64) -> String {
+    let body = json!({"queue": queue, "routing_key": key, "message": {"n": n}});
+    let (status, answer) = server.post("/message-queue/publish", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["message_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn each_subscription_gets_the_messages_its_pattern_selects() {
+    let server = local_server().await;
+    let (narrow, wide) = (CallbackReceiver::start(&[]).await, CallbackReceiver::start(&[]).await);
+    let a =
+        subscribe(&server, json!({"queue": "events", "routing_key": "delivery.*", "callback_url": narrow.url})).await;
+    subscribe(&server, json!({"queue": "events", "routing_key": "#", "callback_url": wide.url})).await;
+    let id = publish_with_key(&server, "events", "delivery.created", 1).await;
+    publish_with_key(&server, "events", "payment.settled", 2).await;
+    let got = wide.wait_for(2).await;
+    assert_eq!(got.len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = narrow.received();
+    assert_eq!(got.len(), 1, "only the delivery.* message");
+    let r = &got[0];
+    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap(), json!({"n": 1}));
+    assert_eq!(
+        (r.header("webhook-id"), r.header("x-routing-key"), r.header("x-delivery-attempt")),
+        (id.clone(), "delivery.created".into(), "1".into())
+    );
+    let secret = a["secret"].as_str().unwrap();
+    let timestamp: i64 = r.header("webhook-timestamp").parse().unwrap();
+    let expected = shared::dispatch::signature::sign(secret, &id, timestamp, r.body.as_bytes());
+    assert_eq!(r.header("webhook-signature"), expected);
+    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+    let states: Vec<&str> =
+        msg["deliveries"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!(states, ["acknowledged", "acknowledged"]);
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_growing_delays() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(500, None), (503, None), (200, None)]).await;
+    let policy = json!({"max_retries": 3, "retry_delay": 200, "backoff_multiplier": 2});
+    subscribe(&server, json!({"queue": "flaky", "callback_url": receiver.url, "retry_policy": policy, "headers": {"authorization": "Bearer s3cret"}})).await;
+    let id = publish_with_key(&server, "flaky", "a", 1).await;
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    let attempts: Vec<String> = got.iter().map(|r| r.header("x-delivery-attempt")).collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    assert!(got.iter().all(|r| r.header("authorization") == "Bearer s3cret"));
+    let (first, second) = (got[1].at - got[0].at, got[2].at - got[1].at);
+    assert!(first >= Duration::from_millis(190), "first retry after ~200 ms, was {first:?}");
+    assert!(second >= Duration::from_millis(390), "second retry after ~400 ms, was {second:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+    assert_eq!(msg["deliveries"][0]["status"], "acknowledged");
+    assert_eq!(msg["deliveries"][0]["delivery_count"], 3);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(429, Some("1"))]).await;
+    subscribe(&server, json!({"queue": "busy", "callback_url": receiver.url, "retry_policy": {"retry_delay": 10}}))
+        .await;
+    publish_with_key(&server, "busy", "a", 1).await;
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got.len(), 2);
+    assert!(got[1].at - got[0].at >= Duration::from_millis(950), "waited {:?}", got[1].at - got[0].at);
+}
+
+#[tokio::test]
+async fn after_max_retries_a_message_goes_to_the_dead_letter_queue() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(500, None), (500, None), (500, None)]).await;
+    let policy = json!({"max_retries": 1, "retry_delay": 50, "backoff_multiplier": 1});
+    let body = json!({"queue": "doomed", "callback_url": receiver.url, "retry_policy": policy, "dead_letter_queue": "doomed.dlq"});
+    subscribe(&server, body).await;
+    let id = publish_with_key(&server, "doomed", "a", 1).await;
+    assert_eq!(receiver.wait_for(2).await.len(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let dead = loop {
+        let (_, got) = server
+            .post("/api/v1/messages/consume", json!({"topic": "doomed.dlq", "group_id": "audit", "consumer_id": "x"}))
+            .await;
+        if got["count"] == 1 || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let headers = &dead["messages"][0]["headers"];
+    assert_eq!(headers["x-original-message-id"], id.as_str());
+    assert_eq!(headers["x-dead-letter-reason"], "delivery_limit");
+    assert_eq!(headers["x-dead-letter-detail"], "callback answered 500");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 2, "no attempt past max_retries");
+}
