@@ -33,6 +33,9 @@ pub enum Error {
     /// 404: no such message.
     #[error("Message not found")]
     MessageNotFound { message_id: String },
+    /// 404: no such subscription.
+    #[error("Subscription not found")]
+    SubscriptionNotFound { subscription_id: String },
     /// 404: no such route.
     #[error("No such endpoint")]
     RouteNotFound { method: String, path: String },
@@ -93,6 +96,7 @@ impl Error {
             Self::QueueNotFound { .. }
             | Self::TopicNotFound { .. }
             | Self::MessageNotFound { .. }
+            | Self::SubscriptionNotFound { .. }
             | Self::RouteNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::TopicExists { .. } | Self::Conflict { .. } | Self::DeliveryConflict { .. } => 409,
@@ -115,6 +119,7 @@ impl Error {
             Self::QueueNotFound { .. } => "queue_not_found",
             Self::TopicNotFound { .. } => "topic_not_found",
             Self::MessageNotFound { .. } => "message_not_found",
+            Self::SubscriptionNotFound { .. } => "subscription_not_found",
             Self::RouteNotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TopicExists { .. } => "topic_exists",
@@ -143,6 +148,7 @@ impl Error {
             Self::QueueNotFound { queue } => json!({"queue": queue}),
             Self::TopicNotFound { topic } | Self::TopicExists { topic } => json!({"topic": topic}),
             Self::MessageNotFound { message_id } => json!({"message_id": message_id}),
+            Self::SubscriptionNotFound { subscription_id } => json!({"subscription_id": subscription_id}),
             Self::RouteNotFound { method, path } | Self::MethodNotAllowed { method, path } => {
                 json!({"method": method, "path": path})
             }

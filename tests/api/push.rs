@@ -114,3 +114,86 @@ async fn after_max_retries_a_message_goes_to_the_dead_letter_queue() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 2, "no attempt past max_retries");
 }
+
+#[tokio::test]
+async fn subscriptions_are_listed_read_paused_resumed_rotated_and_deleted() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[]).await;
+    let created = subscribe(&server, json!({"queue": "managed", "callback_url": receiver.url})).await;
+    let id = created["subscription_id"].as_str().unwrap().to_owned();
+    let (status, list) = server.get("/message-queue/subscriptions?queue=managed").await;
+    assert_eq!((status, list["total"].as_u64()), (StatusCode::OK, Some(1)));
+    let (_, read) = server.get(&format!("/message-queue/subscriptions/{id}")).await;
+    assert_eq!(read["status"], "active");
+    assert!(read.get("secret").is_none(), "the secret is answered only at creation and rotation");
+    let (_, paused) =
+        server.post(&format!("/message-queue/subscriptions/{id}/pause"), json!({"reason": "maintenance"})).await;
+    assert_eq!((paused["status"].as_str(), paused["paused_reason"].as_str()), (Some("paused"), Some("maintenance")));
+    publish_with_key(&server, "managed", "a", 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(receiver.received().is_empty(), "a paused subscription gets nothing");
+    let (_, resumed) = server.post(&format!("/message-queue/subscriptions/{id}/resume"), json!({})).await;
+    assert_eq!(resumed["status"], "active");
+    assert_eq!(receiver.wait_for(1).await.len(), 1);
+    let (_, rotated) = server.post(&format!("/message-queue/subscriptions/{id}/secret"), json!({})).await;
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("whsec_") && new_secret != created["secret"].as_str().unwrap());
+    let msg = publish_with_key(&server, "managed", "a", 2).await;
+    let got = receiver.wait_for(2).await;
+    let r = &got[1];
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert_eq!(
+        r.header("webhook-signature"),
+        shared::dispatch::signature::sign(new_secret, &msg, ts, r.body.as_bytes())
+    );
+    let (status, _) = server.call(reqwest::Method::DELETE, &format!("/message-queue/subscriptions/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, answer) = server.get(&format!("/message-queue/subscriptions/{id}")).await;
+    assert_eq!(assert_error(status, &answer, 404, "subscription_not_found")["subscription_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn each_attempt_is_recorded_on_the_message() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(502, None)]).await;
+    subscribe(&server, json!({"queue": "audited", "callback_url": receiver.url, "retry_policy": {"retry_delay": 50}}))
+        .await;
+    let id = publish_with_key(&server, "audited", "a", 1).await;
+    receiver.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+    let attempts = msg["attempts"].as_array().unwrap();
+    let codes: Vec<u64> = attempts.iter().map(|a| a["status_code"].as_u64().unwrap()).collect();
+    assert_eq!(codes, [502, 200]);
+    assert!(attempts.iter().all(|a| a["latency_ms"].is_u64() && a["at"].is_string()));
+}
+
+#[tokio::test]
+async fn a_subscription_failing_for_long_is_paused_automatically() {
+    let server = TestServer::start_with(&[
+        ("MESSAGE_QUEUE_CALLBACK_ALLOW", "127.0.0.1/32"),
+        ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "200ms"),
+    ])
+    .await;
+    let failures = [(500, None); 40];
+    let receiver = CallbackReceiver::start(&failures).await;
+    let policy = json!({"max_retries": 100, "retry_delay": 20, "backoff_multiplier": 1});
+    let created =
+        subscribe(&server, json!({"queue": "broken", "callback_url": receiver.url, "retry_policy": policy})).await;
+    publish_with_key(&server, "broken", "a", 1).await;
+    let path = format!("/message-queue/subscriptions/{}", created["subscription_id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let read = loop {
+        let (_, read) = server.get(&path).await;
+        if read["status"] == "paused" || std::time::Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(read["status"], "paused");
+    assert!(read["paused_reason"].as_str().unwrap().contains("failed attempts"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = receiver.received().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), seen, "no attempts while paused");
+}

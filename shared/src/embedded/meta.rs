@@ -84,7 +84,16 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_queue(&self, id: QueueId) -> StoreResult<bool> {
         self.writing(move |conn| {
-            for table in ["subscriptions", "group_offsets", "deliveries", "counters", "consumer_activity"] {
+            let tables = [
+                "subscriptions",
+                "group_offsets",
+                "deliveries",
+                "counters",
+                "consumer_activity",
+                "attempts",
+                "failure_runs",
+            ];
+            for table in tables {
                 conn.execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [id]).map_err(backend)?;
             }
             Ok(conn.execute("DELETE FROM queues WHERE id = ?1", [id]).map_err(backend)? > 0)
@@ -131,6 +140,24 @@ impl MetadataStore for SqliteStore {
             let bodies = stmt.query_map([queue], |r| r.get::<_, String>(0)).map_err(backend)?;
             bodies.map(|b| from_json(&b.map_err(backend)?)).collect()
         })
+        .await
+    }
+
+    async fn update_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        let (id, body) = (sub.id.clone(), to_json(sub)?);
+        self.writing(move |conn| {
+            let changed =
+                conn.execute("UPDATE subscriptions SET body = ?2 WHERE id = ?1", params![id, body]).map_err(backend)?;
+            if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.writing(
+            move |conn| Ok(conn.execute("DELETE FROM subscriptions WHERE id = ?1", [id]).map_err(backend)? > 0),
+        )
         .await
     }
 }

@@ -83,6 +83,24 @@ CREATE TABLE IF NOT EXISTS consumers (
     tokens_at INTEGER,
     PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    queue_id INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status INTEGER,
+    latency_ms INTEGER NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_record ON attempts (queue_id, partition, offset);
+CREATE TABLE IF NOT EXISTS failure_runs (
+    queue_id INTEGER NOT NULL,
+    grp TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    since INTEGER,
+    PRIMARY KEY (queue_id, grp)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consumer_activity (
     queue_id INTEGER NOT NULL,
     grp TEXT NOT NULL,

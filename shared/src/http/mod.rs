@@ -10,6 +10,7 @@ mod health;
 mod queue_admin;
 mod queue_api;
 mod settle;
+mod subscriptions;
 
 use axum::{
     Router,
@@ -29,6 +30,11 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/message-queue/publish", post(queue_api::publish))
         .route("/message-queue/subscribe", post(queue_api::subscribe))
+        .route("/message-queue/subscriptions", get(subscriptions::list))
+        .route("/message-queue/subscriptions/{id}", get(subscriptions::read).delete(subscriptions::delete))
+        .route("/message-queue/subscriptions/{id}/pause", post(subscriptions::pause))
+        .route("/message-queue/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/message-queue/subscriptions/{id}/secret", post(subscriptions::rotate_secret))
         .route("/message-queue/messages/{message_id}", get(queue_api::message))
         .route("/message-queue/messages/{message_id}/acknowledge", post(settle::acknowledge))
         .route("/message-queue/messages/{message_id}/reject", post(settle::reject))

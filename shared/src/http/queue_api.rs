@@ -221,6 +221,13 @@ fn message_json(v: &MessageView) -> Value {
         "offset": v.id.offset,
         "expires_at": r.expires_at(),
         "deliveries": v.deliveries.iter().map(delivery_json).collect::<Vec<_>>(),
+        "attempts": v.attempts.iter().map(|a| json!({
+            "subscription_id": a.group.name(),
+            "at": a.at,
+            "status_code": a.status,
+            "latency_ms": a.latency_ms,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
     })
 }
 

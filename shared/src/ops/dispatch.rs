@@ -10,11 +10,16 @@ use crate::{
     dispatch::{self, Attempt},
     domain::MessageId,
     error::Result,
-    ports::{AcquireRequest, DropCause, GroupRef, Lease, Queue, Record, SettleRequest, Settlement, Subscription},
+    ports::{
+        AcquireRequest, AttemptRecord, DropCause, FailureRun, GroupRef, Lease, Queue, Record, SettleRequest,
+        Settlement, Subscription,
+    },
 };
 
 /// The consumer name the dispatcher leases under.
 const DISPATCHER: &str = "dispatcher";
+/// Failed attempts in a row before a subscription may be paused automatically.
+const AUTO_PAUSE_FAILURES: u64 = 5;
 /// A delivery's lease: its timeout and a margin.
 const LEASE: Duration = Duration::from_secs(15);
 
@@ -93,6 +98,18 @@ impl Service {
         let attempt =
             dispatch::deliver(client, &self.config.callback_policy, sub, id, record, lease.delivery_count).await;
         tracing::debug!(subscription = %sub.id, message = %id, status = ?attempt.status, "delivery attempt");
+        let record_of = AttemptRecord {
+            queue: queue.id,
+            group: group.clone(),
+            partition: id.partition,
+            offset: id.offset,
+            at: self.now(),
+            status: attempt.status,
+            latency_ms: attempt.latency.as_millis() as u64,
+            error: attempt.error.clone(),
+        };
+        let run = self.delivery.record_attempt(&record_of).await?;
+        self.pause_if_failing(sub, run).await?;
         if attempt.delivered() {
             return self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, None).await;
         }
@@ -121,6 +138,29 @@ impl Service {
         });
         let at = self.now().plus_ms(wait.as_millis() as u64);
         self.settle_for(queue, &group, id, &lease, Settlement::Release { at }, Some(&reason)).await
+    }
+
+    /// Pauses a subscription whose callback has failed every attempt for long enough.
+    async fn pause_if_failing(&self, sub: &Subscription, run: FailureRun) -> Result<()> {
+        let Some(since) = run.since else { return Ok(()) };
+        let failing_for = self.now().0 - since.0;
+        if run.failures < AUTO_PAUSE_FAILURES || failing_for < self.config.auto_pause_after_ms as i64 {
+            return Ok(());
+        }
+        let Some(mut current) = self.meta.subscription(&sub.id).await? else { return Ok(()) };
+        if current.status != "active" {
+            return Ok(());
+        }
+        current.status = "paused".into();
+        current.paused_reason = Some(format!(
+            "paused automatically: {} failed attempts in a row since {}",
+            run.failures,
+            since.to_rfc3339()
+        ));
+        current.updated_at = self.now().0;
+        tracing::warn!(subscription = %sub.id, "{}", current.paused_reason.as_deref().unwrap_or_default());
+        self.meta.update_subscription(&current).await?;
+        Ok(())
     }
 
     async fn settle_for(

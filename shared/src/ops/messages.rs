@@ -6,7 +6,7 @@ use crate::{
     auth::Principal,
     domain::{MessageId, Timestamp},
     error::{Error, Result},
-    ports::{Delivery, DeliveryState, Queue, Record},
+    ports::{AttemptRecord, Delivery, DeliveryState, Queue, Record},
 };
 
 /// Where a message is in its life, in order of progress.
@@ -60,6 +60,8 @@ pub struct MessageView {
     /// The furthest state across groups.
     pub status: MessageStatus,
     pub deliveries: Vec<Delivery>,
+    /// Push attempts, oldest first.
+    pub attempts: Vec<AttemptRecord>,
 }
 
 impl MessageView {
@@ -97,6 +99,7 @@ impl Service {
         let furthest = deliveries.iter().map(MessageStatus::of).max().unwrap_or(MessageStatus::Published);
         let expired = record.expires_at() <= self.now() && furthest < MessageStatus::Expired;
         let status = if expired { MessageStatus::Expired } else { furthest };
-        Ok(MessageView { id, queue, record, status, deliveries })
+        let attempts = self.delivery.attempts(id.queue_id, id.partition, id.offset).await?;
+        Ok(MessageView { id, queue, record, status, deliveries, attempts })
     }
 }

@@ -85,6 +85,7 @@ impl Service {
             retry_policy: new.retry_policy,
             dead_letter_queue: new.dead_letter_queue,
             prefetch_count: new.prefetch_count,
+            paused_reason: None,
             secret: crate::dispatch::signature::new_secret(),
             status: "active".into(),
             owner: Some(caller.subject.clone()),
@@ -113,5 +114,67 @@ mod tests {
         for bad in ["ftp://x/y", "/relative", "https://", "https://user:pw@host/x", "not a url", "file:///etc/passwd"] {
             assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+impl Service {
+    /// One subscription, if the caller may use its queue.
+    pub async fn subscription(&self, caller: &Principal, id: &str) -> Result<Subscription> {
+        let sub = self
+            .meta
+            .subscription(id)
+            .await?
+            .ok_or_else(|| Error::SubscriptionNotFound { subscription_id: id.to_owned() })?;
+        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? {
+            super::check_access(caller, &queue)?;
+        }
+        Ok(sub)
+    }
+
+    /// The subscriptions of one queue, or of all.
+    pub async fn list_subscriptions(&self, caller: &Principal, queue: Option<&QueueName>) -> Result<Vec<Subscription>> {
+        let queue_id = match queue {
+            Some(name) => {
+                let q = self.existing_queue(name).await?;
+                super::check_access(caller, &q)?;
+                Some(q.id)
+            }
+            None => None,
+        };
+        Ok(self.meta.subscriptions(queue_id).await?)
+    }
+
+    /// Deletes a subscription and its delivery state; an `auto_delete` queue left without one goes too.
+    pub async fn delete_subscription(&self, caller: &Principal, id: &str) -> Result<()> {
+        let sub = self.subscription(caller, id).await?;
+        if !self.meta.delete_subscription(id).await? {
+            return Err(Error::SubscriptionNotFound { subscription_id: id.to_owned() });
+        }
+        self.delivery.forget_group(sub.queue_id, &GroupRef::Subscription(sub.id.clone())).await?;
+        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? {
+            if queue.settings.auto_delete && self.meta.subscriptions(Some(queue.id)).await?.is_empty() {
+                self.delete_queue(caller, &queue.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses (with a reason) or resumes a subscription.
+    pub async fn set_paused(&self, caller: &Principal, id: &str, paused: Option<String>) -> Result<Subscription> {
+        let mut sub = self.subscription(caller, id).await?;
+        sub.status = if paused.is_some() { "paused" } else { "active" }.into();
+        sub.paused_reason = paused;
+        sub.updated_at = self.now().0;
+        self.meta.update_subscription(&sub).await?;
+        Ok(sub)
+    }
+
+    /// Replaces a subscription's signing secret; the new one is answered once.
+    pub async fn rotate_secret(&self, caller: &Principal, id: &str) -> Result<Subscription> {
+        let mut sub = self.subscription(caller, id).await?;
+        sub.secret = crate::dispatch::signature::new_secret();
+        sub.updated_at = self.now().0;
+        self.meta.update_subscription(&sub).await?;
+        Ok(sub)
     }
 }

@@ -263,4 +263,36 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn active_consumers(&self, queue: QueueId, name: &str, since: Timestamp) -> StoreResult<u64>;
     /// Drops delivery rows of records below the log's start offsets (after retention).
     async fn forget_below(&self, queue: QueueId, starts: &[(u32, u64)]) -> StoreResult<()>;
+    /// Drops every row of one group (a deleted subscription).
+    async fn forget_group(&self, queue: QueueId, group: &GroupRef) -> StoreResult<()>;
+    /// Records one push attempt and updates the group's run of failures; answers that run.
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> StoreResult<FailureRun>;
+    /// Every push attempt of one record, oldest first.
+    async fn attempts(&self, queue: QueueId, partition: u32, offset: u64) -> StoreResult<Vec<AttemptRecord>>;
+}
+
+/// One push attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub queue: QueueId,
+    pub group: GroupRef,
+    pub partition: u32,
+    pub offset: u64,
+    pub at: Timestamp,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+impl AttemptRecord {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// A group's current run of failed attempts: none after any success.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureRun {
+    pub failures: u64,
+    pub since: Option<Timestamp>,
 }

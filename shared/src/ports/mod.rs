@@ -16,8 +16,8 @@ use crate::{
 };
 
 pub use delivery::{
-    AcquireRequest, ConsumerRecord, Delivery, DeliveryState, DeliveryStore, DropCause, GroupPosition, GroupRef, Lease,
-    QueueCounters, SettleRefusal, SettleRequest, Settlement,
+    AcquireRequest, AttemptRecord, ConsumerRecord, Delivery, DeliveryState, DeliveryStore, DropCause, FailureRun,
+    GroupPosition, GroupRef, Lease, QueueCounters, SettleRefusal, SettleRequest, Settlement,
 };
 
 /// Result of a port call.
@@ -141,6 +141,9 @@ pub struct Subscription {
     pub retry_policy: RetryPolicy,
     pub dead_letter_queue: Option<QueueName>,
     pub prefetch_count: u32,
+    /// Why the subscription is paused, when it is.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
     /// The Standard Webhooks signing secret (`whsec_...`), answered once at creation.
     #[serde(default)]
     pub secret: String,
@@ -206,4 +209,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn subscription(&self, id: &str) -> StoreResult<Option<Subscription>>;
     /// The subscriptions of one queue, or of all.
     async fn subscriptions(&self, queue: Option<QueueId>) -> StoreResult<Vec<Subscription>>;
+    /// Replaces a subscription's document; `NotFound` when it is gone.
+    async fn update_subscription(&self, sub: &Subscription) -> StoreResult<()>;
+    /// Deletes a subscription; false when it did not exist.
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool>;
 }
