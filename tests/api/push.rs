@@ -197,3 +197,43 @@ async fn a_subscription_failing_for_long_is_paused_automatically() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), seen, "no attempts while paused");
 }
+
+#[tokio::test]
+async fn order_within_a_partition_holds_through_retries() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(200, None), (500, None), (500, None)]).await;
+    subscribe(&server, json!({"queue": "ordered", "callback_url": receiver.url, "retry_policy": {"retry_delay": 30, "backoff_multiplier": 1}})).await;
+    for n in 0..6 {
+        publish_with_key(&server, "ordered", "a", n).await;
+    }
+    let got = receiver.wait_for(8).await;
+    let order: Vec<u64> =
+        got.iter().map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["n"].as_u64().unwrap()).collect();
+    assert_eq!(order, [0, 1, 1, 1, 2, 3, 4, 5], "message 1 is retried before 2 starts");
+}
+
+#[tokio::test]
+async fn prefetch_caps_deliveries_in_flight() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start_slow(&[], Duration::from_millis(150)).await;
+    server.post("/api/v1/topics", json!({"name": "wide", "partitions": 6})).await;
+    subscribe(&server, json!({"queue": "wide", "callback_url": receiver.url, "prefetch_count": 2})).await;
+    for n in 0..12 {
+        server.post("/api/v1/messages", json!({"topic": "wide", "content": format!("{n}")})).await;
+    }
+    assert_eq!(receiver.wait_for(12).await.len(), 12);
+    assert_eq!(receiver.most_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn redirects_are_failures_not_followed() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(302, None)]).await;
+    subscribe(&server, json!({"queue": "moved", "callback_url": receiver.url, "retry_policy": {"retry_delay": 20}}))
+        .await;
+    let id = publish_with_key(&server, "moved", "a", 1).await;
+    assert_eq!(receiver.wait_for(2).await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+    assert_eq!(msg["attempts"][0]["status_code"], 302);
+}

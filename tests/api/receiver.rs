@@ -34,6 +34,9 @@ impl Received {
 struct Script {
     answers: VecDeque<(u16, Option<&'static str>)>,
     received: Vec<Received>,
+    delay: Duration,
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 /// A running receiver; stopped when dropped.
@@ -46,7 +49,13 @@ pub struct CallbackReceiver {
 impl CallbackReceiver {
     /// Answers `statuses` in order (each with an optional `Retry-After`), then 200.
     pub async fn start(statuses: &[(u16, Option<&'static str>)]) -> Self {
-        let script = Arc::new(Mutex::new(Script { answers: statuses.iter().copied().collect(), received: Vec::new() }));
+        Self::start_slow(statuses, Duration::ZERO).await
+    }
+
+    /// Like [`Self::start`], taking `delay` over every answer.
+    pub async fn start_slow(statuses: &[(u16, Option<&'static str>)], delay: Duration) -> Self {
+        let script =
+            Arc::new(Mutex::new(Script { answers: statuses.iter().copied().collect(), delay, ..Script::default() }));
         let app = Router::new().route("/hook", post(answer)).with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -54,6 +63,11 @@ impl CallbackReceiver {
             let _ = axum::serve(listener, app).await;
         });
         Self { url, script, server }
+    }
+
+    /// The most requests it was answering at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.script.lock().unwrap().most_in_flight
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -79,10 +93,21 @@ impl Drop for CallbackReceiver {
     }
 }
 
-async fn answer(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut script = script.lock().unwrap();
-    script.received.push(Received { headers, body: String::from_utf8_lossy(&body).into_owned(), at: Instant::now() });
-    let (status, retry_after) = script.answers.pop_front().unwrap_or((200, None));
+async fn answer(State(shared): State<Arc<Mutex<Script>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (status, retry_after, delay) = {
+        let mut script = shared.lock().unwrap();
+        script.received.push(Received {
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
+        });
+        script.in_flight += 1;
+        script.most_in_flight = script.most_in_flight.max(script.in_flight);
+        let (status, retry_after) = script.answers.pop_front().unwrap_or((200, None));
+        (status, retry_after, script.delay)
+    };
+    tokio::time::sleep(delay).await;
+    shared.lock().unwrap().in_flight -= 1;
     let status = StatusCode::from_u16(status).unwrap();
     match retry_after {
         Some(seconds) => (status, [("retry-after", seconds)]).into_response(),

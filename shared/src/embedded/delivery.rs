@@ -189,6 +189,20 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
+    async fn open_partitions(&self, queue: QueueId, group: &GroupRef) -> StoreResult<Vec<u32>> {
+        let grp = group.key();
+        self.reading_now(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT partition FROM deliveries
+                     WHERE queue_id = ?1 AND grp = ?2 AND state IN ('leased', 'available')",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![queue, grp], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<Vec<u32>, _>>().map_err(backend)
+        })
+    }
+
     async fn forget_group(&self, queue: QueueId, group: &GroupRef) -> StoreResult<()> {
         let grp = group.key();
         self.writing_relaxed(move |conn| {
@@ -279,7 +293,8 @@ fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         })
         .map_err(backend)?;
     for p in &req.partitions {
-        let room = u64::from(req.max).saturating_sub(picked.len() as u64);
+        let room =
+            u64::from(req.max).saturating_sub(picked.len() as u64).min(req.per_partition.map_or(u64::MAX, u64::from));
         if room == 0 {
             break;
         }

@@ -76,6 +76,7 @@ impl Service {
             lease_ms: cmd.lease_ms.unwrap_or(self.config.visibility_timeout_ms),
             now,
             partitions: self.log.partitions(queue.id).await?,
+            per_partition: None,
         };
         let leases = self.delivery.acquire(&request).await?;
         let limit = self.delivery_limit(queue, &cmd.group).await?;

@@ -42,6 +42,11 @@ impl Service {
         if room == 0 {
             return Ok(0);
         }
+        // Order within a partition: one message at a time per partition, delivering or waiting
+        // for its retry; the next starts once it is delivered or dead-lettered.
+        let open = self.delivery.open_partitions(queue.id, &group).await?;
+        let free: Vec<_> =
+            self.log.partitions(queue.id).await?.into_iter().filter(|p| !open.contains(&p.partition)).collect();
         let request = AcquireRequest {
             queue: queue.id,
             group: group.clone(),
@@ -49,7 +54,8 @@ impl Service {
             max: u32::try_from(room).unwrap_or(u32::MAX),
             lease_ms: LEASE.as_millis() as u64,
             now,
-            partitions: self.log.partitions(queue.id).await?,
+            partitions: free,
+            per_partition: Some(1),
         };
         let mut started = 0;
         for lease in self.delivery.acquire(&request).await? {

@@ -44,6 +44,7 @@ macro_rules! every_scenario {
                 a_new_group_can_start_at_the_end,
                 consumers_register_and_spend_tokens,
                 retention_trims_and_groups_skip_trimmed_records,
+                ordered_acquires_take_one_per_partition,
             ]
         );
     };

@@ -63,6 +63,7 @@ async fn acquire(b: &Backends, q: &Queue, g: &GroupRef, consumer: &str, max: u32
         lease_ms: 1000,
         now,
         partitions,
+        per_partition: None,
     };
     b.delivery.acquire(&req).await.unwrap()
 }
@@ -333,6 +334,33 @@ pub async fn consumers_register_and_spend_tokens(b: &Backends) {
     assert_eq!(b.delivery.leased_by(q.id, &group("g"), "c", T0.plus_ms(1000)).await.unwrap(), 0);
     acquire(b, &q, &group("h"), "other", 1, T0).await;
     assert_eq!(b.delivery.active_consumers(q.id, "limited", T0).await.unwrap(), 2);
+}
+
+pub async fn ordered_acquires_take_one_per_partition(b: &Backends) {
+    let q = queue(b, "ordered", 3).await;
+    fill(b, &q, 4).await;
+    let g = GroupRef::Subscription("sub_o".into());
+    let partitions = b.log.partitions(q.id).await.unwrap();
+    let req = AcquireRequest {
+        queue: q.id,
+        group: g.clone(),
+        consumer: "d".into(),
+        max: 10,
+        lease_ms: 1000,
+        now: T0,
+        partitions: partitions.clone(),
+        per_partition: Some(1),
+    };
+    let got = b.delivery.acquire(&req).await.unwrap();
+    assert_eq!(got.iter().map(|l| (l.partition, l.offset)).collect::<Vec<_>>(), vec![(0, 0), (1, 0), (2, 0)]);
+    let mut open = b.delivery.open_partitions(q.id, &g).await.unwrap();
+    open.sort_unstable();
+    assert_eq!(open, vec![0, 1, 2]);
+    settle(b, &q, &g, &got[1], Settlement::Acknowledge, T0).await.unwrap();
+    assert_eq!(b.delivery.open_partitions(q.id, &g).await.unwrap().len(), 2);
+    let free: Vec<_> = partitions.into_iter().filter(|p| p.partition == 1).collect();
+    let next = b.delivery.acquire(&AcquireRequest { partitions: free, ..req }).await.unwrap();
+    assert_eq!(next.iter().map(|l| (l.partition, l.offset)).collect::<Vec<_>>(), vec![(1, 1)]);
 }
 
 pub async fn retention_trims_and_groups_skip_trimmed_records(b: &Backends) {
