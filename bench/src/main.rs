@@ -5,12 +5,14 @@
 //! mq-bench bench [--quick]    figures for BENCHMARKS.md
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
+//! mq-bench push              10,000 messages to 3 subscriptions, a fifth of first attempts failing
 //! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
 //! ```
 
 mod baseline;
 mod fault;
 mod load;
+mod push;
 mod scenarios;
 mod server;
 
@@ -23,11 +25,12 @@ fn main() -> ExitCode {
         Some("baseline-server") => runtime.block_on(baseline::serve()),
         Some("bench") => runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"))),
         Some("fault-check") => runtime.block_on(fault::run()),
+        Some("push") => runtime.block_on(push::run()),
         Some("open-loop") => {
             let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
             runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10)))
         }
-        _ => Err("usage: mq-bench bench [--quick] | fault-check | baseline-server".into()),
+        _ => Err("usage: mq-bench bench [--quick] | open-loop RATE SECS | push | fault-check | baseline-server".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,11 +20,17 @@ pub(crate) struct Server {
 impl Server {
     /// The release `message-queue` binary on `data_dir`.
     pub(crate) fn service(data_dir: &std::path::Path) -> Result<Self, String> {
+        Self::service_with(data_dir, &[])
+    }
+
+    /// The release server with extra environment variables.
+    pub(crate) fn service_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let mut cmd = Command::new(sibling("message-queue")?);
         cmd.env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
             .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied());
         Self::spawn(cmd)
     }
 

@@ -298,6 +298,10 @@ fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         if room == 0 {
             break;
         }
+        if req.per_partition.is_some() && has_open(conn, queue, &grp, p.partition)? {
+            // Ordered delivery: a partition with a message in flight or awaiting its retry waits.
+            continue;
+        }
         let fetch = fetch_offset(conn, queue, &grp, p.partition)?.unwrap_or(p.start_offset);
         // Records removed by retention before this group reached them are gone for it.
         if fetch < p.start_offset {
@@ -448,6 +452,16 @@ fn groups(conn: &Connection, queue: QueueId) -> StoreResult<Vec<GroupPosition>> 
         }
     }
     Ok(out)
+}
+
+fn has_open(conn: &Connection, queue: QueueId, grp: &str, partition: u32) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM deliveries WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3
+         AND state IN ('leased', 'available') LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row(params![queue, grp, partition], |_| Ok(())).optional())
+    .map(|found| found.is_some())
+    .map_err(backend)
 }
 
 fn fetch_offset(conn: &Connection, queue: QueueId, grp: &str, partition: u32) -> StoreResult<Option<u64>> {

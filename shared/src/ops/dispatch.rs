@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Service, dead_letter::Unsuccessful};
 use crate::{
     dispatch::{self, Attempt},
-    domain::MessageId,
+    domain::{MessageId, Timestamp},
     error::Result,
     ports::{
         AcquireRequest, AttemptRecord, DropCause, FailureRun, GroupRef, Lease, Queue, Record, SettleRequest,
@@ -16,10 +16,15 @@ use crate::{
     },
 };
 
+/// A leased message the subscription is to get.
+type Next = (MessageId, Record, Lease);
+
 /// The consumer name the dispatcher leases under.
 const DISPATCHER: &str = "dispatcher";
 /// Failed attempts in a row before a subscription may be paused automatically.
 const AUTO_PAUSE_FAILURES: u64 = 5;
+/// Longest retry wait a partition's worker sleeps through; longer ones are left to a later pass.
+const MAX_WAIT_IN_WORKER: Duration = Duration::from_secs(5);
 /// A delivery's lease: its timeout and a margin.
 const LEASE: Duration = Duration::from_secs(15);
 
@@ -36,8 +41,7 @@ impl Service {
 
     async fn dispatch_subscription(&self, client: &reqwest::Client, queue: &Queue, sub: Subscription) -> Result<usize> {
         let group = GroupRef::Subscription(sub.id.clone());
-        let now = self.now();
-        let in_flight = self.delivery.leased_by(queue.id, &group, DISPATCHER, now).await?;
+        let in_flight = self.delivery.leased_by(queue.id, &group, DISPATCHER, self.now()).await?;
         let room = u64::from(sub.prefetch_count).saturating_sub(in_flight);
         if room == 0 {
             return Ok(0);
@@ -47,21 +51,79 @@ impl Service {
         let open = self.delivery.open_partitions(queue.id, &group).await?;
         let free: Vec<_> =
             self.log.partitions(queue.id).await?.into_iter().filter(|p| !open.contains(&p.partition)).collect();
+        let batch = self.take_next(queue, &sub, free, u32::try_from(room).unwrap_or(u32::MAX)).await?;
+        let started = batch.len();
+        for first in batch {
+            let (service, client, queue, sub) = (self.clone(), client.clone(), queue.clone(), sub.clone());
+            tokio::spawn(async move { service.work_partition(&client, &queue, &sub, first).await });
+        }
+        Ok(started)
+    }
+
+    /// Delivers one partition's messages in order, for as long as deliveries succeed.
+    async fn work_partition(&self, client: &reqwest::Client, queue: &Queue, sub: &Subscription, first: Next) {
+        let mut next = Some(first);
+        while let Some((id, record, lease)) = next.take() {
+            if !self.still_active(sub).await {
+                // Paused or deleted meanwhile: the lease lapses and a later pass resumes.
+                break;
+            }
+            let outcome = match self.deliver_one(client, queue, sub, id, &record, lease).await {
+                Ok(Some(retry_at)) => {
+                    // The partition waits for this retry anyway (order); wait here rather than for
+                    // the next pass. The retry is in the store, so a restart resumes it.
+                    let wait = (retry_at.0 - self.now().0).max(0) as u64;
+                    if wait > MAX_WAIT_IN_WORKER.as_millis() as u64 {
+                        Ok(Vec::new())
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        self.take_next(queue, sub, self.partition(queue, id.partition).await, 1).await
+                    }
+                }
+                Ok(None) => self.take_next(queue, sub, self.partition(queue, id.partition).await, 1).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(mut more) => next = more.pop(),
+                Err(e) => tracing::warn!(subscription = %sub.id, message = %id, "delivery bookkeeping failed: {e}"),
+            }
+        }
+    }
+
+    async fn still_active(&self, sub: &Subscription) -> bool {
+        matches!(self.meta.subscription(&sub.id).await, Ok(Some(s)) if s.status == "active")
+    }
+
+    async fn partition(&self, queue: &Queue, partition: u32) -> Vec<crate::ports::PartitionInfo> {
+        let all = self.log.partitions(queue.id).await.unwrap_or_default();
+        all.into_iter().filter(|p| p.partition == partition).collect()
+    }
+
+    /// Leases up to `max` records (one per partition) and finishes at once those the
+    /// subscription does not get (expired, or not selected by its pattern).
+    async fn take_next(
+        &self,
+        queue: &Queue,
+        sub: &Subscription,
+        partitions: Vec<crate::ports::PartitionInfo>,
+        max: u32,
+    ) -> Result<Vec<Next>> {
+        let group = GroupRef::Subscription(sub.id.clone());
+        let now = self.now();
         let request = AcquireRequest {
             queue: queue.id,
             group: group.clone(),
             consumer: DISPATCHER.into(),
-            max: u32::try_from(room).unwrap_or(u32::MAX),
+            max,
             lease_ms: LEASE.as_millis() as u64,
             now,
-            partitions: free,
+            partitions,
             per_partition: Some(1),
         };
-        let mut started = 0;
+        let mut out = Vec::new();
         for lease in self.delivery.acquire(&request).await? {
             let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
-            let record = self.log.read(id).await?;
-            let Some(record) = record.filter(|r| r.expires_at() > now) else {
+            let Some(record) = self.log.read(id).await?.filter(|r| r.expires_at() > now) else {
                 let u = Unsuccessful {
                     queue,
                     group: &group,
@@ -80,17 +142,12 @@ impl Service {
                     .await?;
                 continue;
             }
-            let (service, client, queue, sub) = (self.clone(), client.clone(), queue.clone(), sub.clone());
-            tokio::spawn(async move {
-                if let Err(e) = service.deliver_one(&client, &queue, &sub, id, &record, lease).await {
-                    tracing::warn!(subscription = %sub.id, message = %id, "delivery bookkeeping failed: {e}");
-                }
-            });
-            started += 1;
+            out.push((id, record, lease));
         }
-        Ok(started)
+        Ok(out)
     }
 
+    /// Delivers one message and settles it; answers when its retry is due, if one was scheduled.
     async fn deliver_one(
         &self,
         client: &reqwest::Client,
@@ -99,7 +156,7 @@ impl Service {
         id: MessageId,
         record: &Record,
         lease: Lease,
-    ) -> Result<()> {
+    ) -> Result<Option<Timestamp>> {
         let group = GroupRef::Subscription(sub.id.clone());
         let attempt =
             dispatch::deliver(client, &self.config.callback_policy, sub, id, record, lease.delivery_count).await;
@@ -117,7 +174,8 @@ impl Service {
         let run = self.delivery.record_attempt(&record_of).await?;
         self.pause_if_failing(sub, run).await?;
         if attempt.delivered() {
-            return self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, None).await;
+            self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, None).await?;
+            return Ok(None);
         }
         let reason = failure(&attempt);
         if lease.delivery_count > sub.retry_policy.max_retries {
@@ -131,7 +189,7 @@ impl Service {
                 reason: &reason,
             };
             let _ = self.finish_unsuccessfully(u).await?;
-            return Ok(());
+            return Ok(None);
         }
         let jitter = f64::from(id.offset as u32 % 1000) / 1000.0;
         let wait = attempt.retry_after.unwrap_or_else(|| {
@@ -143,7 +201,8 @@ impl Service {
             )
         });
         let at = self.now().plus_ms(wait.as_millis() as u64);
-        self.settle_for(queue, &group, id, &lease, Settlement::Release { at }, Some(&reason)).await
+        self.settle_for(queue, &group, id, &lease, Settlement::Release { at }, Some(&reason)).await?;
+        Ok(Some(at))
     }
 
     /// Pauses a subscription whose callback has failed every attempt for long enough.
@@ -205,10 +264,17 @@ fn failure(a: &Attempt) -> String {
 /// Runs dispatch passes until the process ends: at once after a publish, else every 100 ms.
 pub async fn run_dispatcher(service: Service) {
     let client = dispatch::client(service.config.callback_policy.clone());
+    let published = service.wakeups.any();
     loop {
+        let woken = published.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         if let Err(e) = service.dispatch_pass(&client).await {
             tracing::warn!("dispatch pass failed: {e}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::ports::QueueId;
 #[derive(Debug, Default)]
 pub(super) struct Wakeups {
     queues: Mutex<HashMap<QueueId, Arc<Notify>>>,
+    any: Arc<Notify>,
 }
 
 impl Wakeups {
@@ -19,8 +20,14 @@ impl Wakeups {
         queues.entry(queue).or_default().clone()
     }
 
-    /// Wakes every consumer waiting on the queue.
+    /// Notified on a publish to any queue (the dispatcher waits on it).
+    pub(super) fn any(&self) -> Arc<Notify> {
+        self.any.clone()
+    }
+
+    /// Wakes every consumer waiting on the queue, and the dispatcher.
     pub(super) fn publish(&self, queue: QueueId) {
+        self.any.notify_waiters();
         let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = queues.get(&queue) {
             n.notify_waiters();
