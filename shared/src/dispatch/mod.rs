@@ -37,6 +37,7 @@ impl Attempt {
 pub fn client(policy: AddressPolicy) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
         .timeout(DELIVERY_TIMEOUT)
         .dns_resolver(Arc::new(CheckedResolver { policy }))
         .build()

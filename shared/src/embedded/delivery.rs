@@ -189,20 +189,6 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
-    async fn open_partitions(&self, queue: QueueId, group: &GroupRef) -> StoreResult<Vec<u32>> {
-        let grp = group.key();
-        self.reading_now(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT DISTINCT partition FROM deliveries
-                     WHERE queue_id = ?1 AND grp = ?2 AND state IN ('leased', 'available')",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map(params![queue, grp], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<Result<Vec<u32>, _>>().map_err(backend)
-        })
-    }
-
     async fn forget_group(&self, queue: QueueId, group: &GroupRef) -> StoreResult<()> {
         let grp = group.key();
         self.writing_relaxed(move |conn| {
@@ -282,16 +268,22 @@ fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
     )
     .and_then(|mut s| s.execute(params![queue, grp, now]))
     .map_err(backend)?;
+    // Due redeliveries of the requested partitions come first.
     let mut picked: Vec<(u32, u64)> = conn
         .prepare_cached(
             "SELECT partition, offset FROM deliveries
              WHERE queue_id = ?1 AND grp = ?2 AND state = 'available' AND until <= ?3
-             ORDER BY partition, offset LIMIT ?4",
+             ORDER BY partition, offset",
         )
         .and_then(|mut s| {
-            s.query_map(params![queue, grp, now, req.max], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()
+            s.query_map(params![queue, grp, now], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
         })
-        .map_err(backend)?;
+        .map_err(backend)?
+        .into_iter()
+        .filter(|(p, _)| req.partitions.iter().any(|info| info.partition == *p))
+        .take(req.max as usize)
+        .collect();
     for p in &req.partitions {
         let room =
             u64::from(req.max).saturating_sub(picked.len() as u64).min(req.per_partition.map_or(u64::MAX, u64::from));

@@ -46,12 +46,10 @@ impl Service {
         if room == 0 {
             return Ok(0);
         }
-        // Order within a partition: one message at a time per partition, delivering or waiting
-        // for its retry; the next starts once it is delivered or dead-lettered.
-        let open = self.delivery.open_partitions(queue.id, &group).await?;
-        let free: Vec<_> =
-            self.log.partitions(queue.id).await?.into_iter().filter(|p| !open.contains(&p.partition)).collect();
-        let batch = self.take_next(queue, &sub, free, u32::try_from(room).unwrap_or(u32::MAX)).await?;
+        // Order within a partition: the store hands out one message at a time per partition,
+        // delivering or waiting for its retry; the next once it is delivered or dead-lettered.
+        let partitions = self.log.partitions(queue.id).await?;
+        let batch = self.take_next(queue, &sub, partitions, u32::try_from(room).unwrap_or(u32::MAX)).await?;
         let started = batch.len();
         for first in batch {
             let (service, client, queue, sub) = (self.clone(), client.clone(), queue.clone(), sub.clone());

@@ -109,9 +109,10 @@ pub struct AcquireRequest {
     pub max: u32,
     pub lease_ms: u64,
     pub now: Timestamp,
-    /// The log's partitions to take new offsets from: offsets `start_offset..end_offset` exist.
+    /// The partitions to lease from: offsets `start_offset..end_offset` exist.
     pub partitions: Vec<PartitionInfo>,
-    /// Most new offsets to take from one partition (ordered push delivery takes one).
+    /// Ordered delivery: take new offsets only from partitions with nothing leased or awaiting
+    /// redelivery, at most this many from each.
     pub per_partition: Option<u32>,
 }
 
@@ -265,8 +266,6 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn active_consumers(&self, queue: QueueId, name: &str, since: Timestamp) -> StoreResult<u64>;
     /// Drops delivery rows of records below the log's start offsets (after retention).
     async fn forget_below(&self, queue: QueueId, starts: &[(u32, u64)]) -> StoreResult<()>;
-    /// Partitions in which the group has a leased or available record.
-    async fn open_partitions(&self, queue: QueueId, group: &GroupRef) -> StoreResult<Vec<u32>>;
     /// Drops every row of one group (a deleted subscription).
     async fn forget_group(&self, queue: QueueId, group: &GroupRef) -> StoreResult<()>;
     /// Records one push attempt and updates the group's run of failures; answers that run.

@@ -8,7 +8,6 @@ use std::{
 };
 
 use shared::{
-    clock::Clock,
     error::Error,
     ops::{Delivered, Receipt, SettleCommand, SettleKind},
     ports::{DeliveryState, GroupRef, QueueArguments},
@@ -19,6 +18,8 @@ use super::*;
 const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
 const MESSAGES: u64 = 240;
 const LIMIT: u32 = 4;
+/// The lease every consume in this test takes (the harness's).
+const LEASE_MS: i64 = 1000;
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -36,7 +37,7 @@ impl Rng {
 #[derive(Default)]
 struct Ledger {
     /// Current holder: consumer and lease end.
-    held: HashMap<(String, String), (String, i64)>,
+    held: HashMap<(String, String), (String, i64, u32)>,
     acked: HashSet<(String, String)>,
     rejected: HashSet<(String, String)>,
     /// The newest delivery count handed out.
@@ -105,15 +106,21 @@ async fn step(
         let key = (group.to_owned(), d.id.to_string());
         {
             let mut l = ledger.lock().unwrap();
-            let now = h.clock.now().0;
-            if let Some((holder, until)) = l.held.get(&key) {
-                assert!(
-                    *until <= now,
-                    "{key:?} handed to {consumer} while {holder} holds it until {until} (now {now})"
-                );
+            // Results can reach the ledger out of order: compare by delivery count, and a
+            // delivery's lease began `LEASE_MS` before it ends.
+            let begun = d.lease.until.0 - LEASE_MS;
+            if let Some((holder, until, count)) = l.held.get(&key) {
+                if *count < d.lease.delivery_count {
+                    assert!(
+                        *until <= begun,
+                        "{key:?} handed to {consumer} at {begun} while {holder} held it until {until}"
+                    );
+                }
             }
-            l.held.insert(key.clone(), (consumer.to_owned(), d.lease.until.0));
-            l.latest.insert(key.clone(), d.lease.delivery_count);
+            if l.held.get(&key).is_none_or(|(_, _, count)| *count < d.lease.delivery_count) {
+                l.held.insert(key.clone(), (consumer.to_owned(), d.lease.until.0, d.lease.delivery_count));
+                l.latest.insert(key.clone(), d.lease.delivery_count);
+            }
             assert!(d.lease.delivery_count <= LIMIT, "{key:?} delivered past the limit");
         }
         let kind = match rng.below(20) {
@@ -140,12 +147,24 @@ async fn settle(h: &Harness, ledger: &Mutex<Ledger>, group: &str, d: &Delivered,
         receipt: Some(Receipt { id: d.id, delivery_count: d.lease.delivery_count }),
         kind: kind.clone(),
     };
+    // Read the ledger and give up the hold before the call: another consumer may get the
+    // message the moment the store applies this settlement, before this task records it.
+    let (repeat_ack, latest) = {
+        let mut l = ledger.lock().unwrap();
+        if l.held.get(&key).is_some_and(|(_, _, count)| *count == d.lease.delivery_count) {
+            l.held.remove(&key);
+        }
+        (kind == SettleKind::Acknowledge && l.acked.contains(&key), l.latest.get(&key).copied().unwrap_or(0))
+    };
     let result = h.service.settle(&h.caller, cmd).await;
     let mut l = ledger.lock().unwrap();
     match result {
-        Ok(_) => {
-            let repeat_ack = kind == SettleKind::Acknowledge && l.acked.contains(&key);
-            let latest = l.latest.get(&key).copied().unwrap_or(0);
+        Ok(settled) => {
+            // Acknowledging an acknowledged message is idempotent, whichever delivery asks.
+            let repeat_ack = repeat_ack
+                || (kind == SettleKind::Acknowledge
+                    && settled.delivery.state == DeliveryState::Acknowledged
+                    && settled.delivery.delivery_count > d.lease.delivery_count);
             assert!(
                 repeat_ack || d.lease.delivery_count == latest,
                 "{key:?}: delivery {} settled after delivery {latest}",
@@ -158,7 +177,6 @@ async fn settle(h: &Harness, ledger: &Mutex<Ledger>, group: &str, d: &Delivered,
                 SettleKind::Reject { .. } => assert!(l.rejected.insert(key.clone()), "{key:?} rejected twice"),
                 _ => {}
             }
-            l.held.remove(&key);
         }
         // Delivered again after this lease lapsed, or finished by the newer delivery.
         Err(Error::DeliveryConflict { code: "lease_expired" | "already_settled", .. }) => {}
