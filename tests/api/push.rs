@@ -237,3 +237,29 @@ async fn redirects_are_failures_not_followed() {
     let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
     assert_eq!(msg["attempts"][0]["status_code"], 302);
 }
+
+#[tokio::test]
+async fn headers_routing_selects_by_message_headers() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[]).await;
+    let filter = json!({"x-match": "any", "format": "pdf", "type": "report"});
+    subscribe(&server, json!({"queue": "docs", "callback_url": receiver.url, "match_headers": filter})).await;
+    for headers in [json!({"format": "pdf"}), json!({"format": "zip"}), json!({"type": "report", "format": "zip"})] {
+        server
+            .post(
+                "/message-queue/publish",
+                json!({"queue": "docs", "message": {"h": headers.clone()}, "headers": headers}),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "the zip-only message is not selected");
+    let (status, answer) = server
+        .post(
+            "/message-queue/subscribe",
+            json!({"queue": "docs", "callback_url": receiver.url, "match_headers": {"x-match": "some"}}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &answer, 400, "invalid_request")["field"], "match_headers");
+}

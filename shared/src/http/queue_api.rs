@@ -105,6 +105,7 @@ pub(super) struct SubscribeRequest {
     retry_policy: Option<RetryPolicyRequest>,
     dead_letter_queue: Option<String>,
     prefetch_count: Option<u32>,
+    match_headers: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +131,13 @@ pub(super) async fn subscribe(
         headers: callback_headers(req.headers.unwrap_or_default())?,
         retry_policy: retry_policy(req.retry_policy.unwrap_or_default())?,
         dead_letter_queue: req.dead_letter_queue.map(|q| parse_queue("dead_letter_queue", &q)).transpose()?,
+        match_headers: match req.match_headers {
+            Some(filter) => {
+                crate::routing::HeaderMatch::parse(&filter).map_err(|e| Error::invalid("match_headers", e))?;
+                Some(filter)
+            }
+            None => None,
+        },
         prefetch_count: match req.prefetch_count.unwrap_or(10) {
             n @ 1..=1000 => n,
             _ => return Err(Error::invalid("prefetch_count", "must be 1 to 1000")),
@@ -186,6 +194,7 @@ pub(super) fn subscription_json(sub: &Subscription) -> Value {
         },
         "dead_letter_queue": sub.dead_letter_queue,
         "prefetch_count": sub.prefetch_count,
+        "match_headers": sub.match_headers,
         "secret": sub.secret,
     })
 }

@@ -14,6 +14,7 @@ use crate::{
         AcquireRequest, AttemptRecord, DropCause, FailureRun, GroupRef, Lease, Queue, Record, SettleRequest,
         Settlement, Subscription,
     },
+    routing::HeaderMatch,
 };
 
 /// A leased message the subscription is to get.
@@ -134,7 +135,12 @@ impl Service {
                 let _ = self.finish_unsuccessfully(u).await?;
                 continue;
             };
-            if !sub.routing_key.matches(record.routing_key.as_deref().unwrap_or("")) {
+            let headers_match = sub
+                .match_headers
+                .as_ref()
+                .and_then(|f| HeaderMatch::parse(f).ok())
+                .is_none_or(|m| m.matches(&record.headers));
+            if !headers_match || !sub.routing_key.matches(record.routing_key.as_deref().unwrap_or("")) {
                 // Not selected by this subscription: finished for it without a delivery.
                 self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, Some("not matched by routing_key"))
                     .await?;

@@ -63,6 +63,7 @@ pub struct NewSubscription {
     pub retry_policy: RetryPolicy,
     pub dead_letter_queue: Option<QueueName>,
     pub prefetch_count: u32,
+    pub match_headers: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Service {
@@ -85,6 +86,7 @@ impl Service {
             retry_policy: new.retry_policy,
             dead_letter_queue: new.dead_letter_queue,
             prefetch_count: new.prefetch_count,
+            match_headers: new.match_headers,
             paused_reason: None,
             secret: crate::dispatch::signature::new_secret(),
             status: "active".into(),

@@ -141,6 +141,9 @@ pub struct Subscription {
     pub retry_policy: RetryPolicy,
     pub dead_letter_queue: Option<QueueName>,
     pub prefetch_count: u32,
+    /// Headers routing: `{"x-match": "all"|"any", name: value, ...}` the message's headers must match.
+    #[serde(default)]
+    pub match_headers: Option<Map<String, Value>>,
     /// Why the subscription is paused, when it is.
     #[serde(default)]
     pub paused_reason: Option<String>,

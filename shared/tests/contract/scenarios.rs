@@ -139,6 +139,7 @@ pub async fn subscriptions_belong_to_their_queue(b: &Backends) {
         retry_policy: RetryPolicy { max_retries: 3, retry_delay: 1000, backoff_multiplier: 2.0 },
         dead_letter_queue: None,
         prefetch_count: 10,
+        match_headers: None,
         paused_reason: None,
         secret: "whsec_c2VjcmV0".into(),
         status: "active".into(),
