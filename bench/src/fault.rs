@@ -56,12 +56,11 @@ async fn publish_steadily(
         let url = format!("{}/message-queue/publish", base.lock().await);
         let body = json!({"queue": "fault", "message": {"client": client_no, "i": i}});
         let Ok(resp) = client.post(url).bearer_auth(token()).json(&body).send().await else { continue };
-        if resp.status().is_success() {
-            if let Ok(v) = resp.json::<serde_json::Value>().await {
-                if let Some(id) = v["message_id"].as_str() {
-                    answered.lock().await.insert(id.to_owned());
-                }
-            }
+        if resp.status().is_success()
+            && let Ok(v) = resp.json::<serde_json::Value>().await
+            && let Some(id) = v["message_id"].as_str()
+        {
+            answered.lock().await.insert(id.to_owned());
         }
     }
 }

@@ -33,20 +33,20 @@ pub(super) struct Unsuccessful<'a> {
 impl Service {
     /// The dead-letter queue of a group: its subscription's, else the queue's `x-dead-letter-queue`.
     pub(super) async fn dead_letter_queue_of(&self, queue: &Queue, group: &GroupRef) -> Result<Option<QueueName>> {
-        if let GroupRef::Subscription(id) = group {
-            if let Some(dlq) = self.meta.subscription(id).await?.and_then(|s| s.dead_letter_queue) {
-                return Ok(Some(dlq));
-            }
+        if let GroupRef::Subscription(id) = group
+            && let Some(dlq) = self.meta.subscription(id).await?.and_then(|s| s.dead_letter_queue)
+        {
+            return Ok(Some(dlq));
         }
         Ok(queue.settings.arguments.dead_letter_queue.clone())
     }
 
     /// Deliveries a group gets before a record is dead-lettered.
     pub(super) async fn delivery_limit(&self, queue: &Queue, group: &GroupRef) -> Result<u32> {
-        if let GroupRef::Subscription(id) = group {
-            if let Some(sub) = self.meta.subscription(id).await? {
-                return Ok(sub.retry_policy.max_retries + 1);
-            }
+        if let GroupRef::Subscription(id) = group
+            && let Some(sub) = self.meta.subscription(id).await?
+        {
+            return Ok(sub.retry_policy.max_retries + 1);
         }
         Ok(queue.settings.arguments.delivery_limit.unwrap_or(self.config.max_deliveries))
     }
@@ -70,14 +70,8 @@ impl Service {
 
     fn request(&self, u: &Unsuccessful<'_>, settlement: Settlement) -> SettleRequest {
         SettleRequest {
-            queue: u.queue.id,
-            group: u.group.clone(),
-            partition: u.id.partition,
-            offset: u.id.offset,
-            settlement,
-            now: self.now(),
-            expect_delivery: Some(u.delivery_count),
             reason: Some(u.reason.to_owned()),
+            ..SettleRequest::new(u.id, u.group, settlement, self.now(), Some(u.delivery_count))
         }
     }
 }

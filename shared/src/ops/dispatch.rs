@@ -142,7 +142,7 @@ impl Service {
                 .is_none_or(|m| m.matches(&record.headers));
             if !headers_match || !sub.routing_key.matches(record.routing_key.as_deref().unwrap_or("")) {
                 // Not selected by this subscription: finished for it without a delivery.
-                self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, Some("not matched by routing_key"))
+                self.settle_for(&group, id, &lease, Settlement::Acknowledge, Some("not matched by routing_key"))
                     .await?;
                 continue;
             }
@@ -178,7 +178,7 @@ impl Service {
         let run = self.delivery.record_attempt(&record_of).await?;
         self.pause_if_failing(sub, run).await?;
         if attempt.delivered() {
-            self.settle_for(queue, &group, id, &lease, Settlement::Acknowledge, None).await?;
+            self.settle_for(&group, id, &lease, Settlement::Acknowledge, None).await?;
             return Ok(None);
         }
         let reason = failure(&attempt);
@@ -205,7 +205,7 @@ impl Service {
             )
         });
         let at = self.now().plus_ms(wait.as_millis() as u64);
-        self.settle_for(queue, &group, id, &lease, Settlement::Release { at }, Some(&reason)).await?;
+        self.settle_for(&group, id, &lease, Settlement::Release { at }, Some(&reason)).await?;
         Ok(Some(at))
     }
 
@@ -234,7 +234,6 @@ impl Service {
 
     async fn settle_for(
         &self,
-        queue: &Queue,
         group: &GroupRef,
         id: MessageId,
         lease: &Lease,
@@ -242,14 +241,8 @@ impl Service {
         reason: Option<&str>,
     ) -> Result<()> {
         let request = SettleRequest {
-            queue: queue.id,
-            group: group.clone(),
-            partition: id.partition,
-            offset: id.offset,
-            settlement,
-            now: self.now(),
-            expect_delivery: Some(lease.delivery_count),
             reason: reason.map(str::to_owned),
+            ..SettleRequest::new(id, group, settlement, self.now(), Some(lease.delivery_count))
         };
         // A refusal means the lease lapsed and another pass took the message: that pass settles it.
         let _ = self.delivery.settle(&request).await?;

@@ -36,6 +36,9 @@ pub struct Published {
     pub record: Record,
 }
 
+/// One queue's share of a batch: its records, each with its index in the batch and its partition.
+type QueueShare = (Queue, Vec<(usize, u32, Record)>);
+
 impl Service {
     /// Appends one message; answers only once it is durable.
     pub async fn publish(&self, caller: &Principal, cmd: Publish) -> Result<Published> {
@@ -47,7 +50,7 @@ impl Service {
     pub async fn publish_many(&self, caller: &Principal, cmds: Vec<Publish>) -> Vec<Result<Published>> {
         let started = Instant::now();
         let mut results: Vec<Option<Result<Published>>> = (0..cmds.len()).map(|_| None).collect();
-        let mut by_queue: Vec<(Queue, Vec<(usize, u32, Record)>)> = Vec::new();
+        let mut by_queue: Vec<QueueShare> = Vec::new();
         for (index, cmd) in cmds.into_iter().enumerate() {
             match self.prepare(caller, cmd, &mut by_queue).await {
                 Ok((slot, partition, record)) => by_queue[slot].1.push((index, partition, record)),
@@ -75,7 +78,7 @@ impl Service {
         &self,
         caller: &Principal,
         cmd: Publish,
-        by_queue: &mut Vec<(Queue, Vec<(usize, u32, Record)>)>,
+        by_queue: &mut Vec<QueueShare>,
     ) -> Result<(usize, u32, Record)> {
         let size = cmd.content.as_text().len();
         if size > self.config.max_message_size {

@@ -176,16 +176,7 @@ impl Service {
         receipt: Option<Receipt>,
         now: Timestamp,
     ) -> std::result::Result<Settled, Refused> {
-        let request = SettleRequest {
-            queue: queue.id,
-            group: group.clone(),
-            partition: id.partition,
-            offset: id.offset,
-            settlement,
-            now,
-            expect_delivery: receipt.map(|r| r.delivery_count),
-            reason: None,
-        };
+        let request = SettleRequest::new(id, group, settlement, now, receipt.map(|r| r.delivery_count));
         match self.delivery.settle(&request).await {
             Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),
             Ok(Err(refusal)) => Err(Refused::State(refusal)),

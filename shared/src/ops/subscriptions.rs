@@ -105,20 +105,6 @@ impl Service {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callback_urls_must_be_absolute_http() {
-        assert!(CallbackUrl::parse("https://api.delivery.com/delivery-service/events").is_ok());
-        assert!(CallbackUrl::parse("http://127.0.0.1:9000/hook").is_ok());
-        for bad in ["ftp://x/y", "/relative", "https://", "https://user:pw@host/x", "not a url", "file:///etc/passwd"] {
-            assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 impl Service {
     /// One subscription, if the caller may use its queue.
     pub async fn subscription(&self, caller: &Principal, id: &str) -> Result<Subscription> {
@@ -153,10 +139,11 @@ impl Service {
             return Err(Error::SubscriptionNotFound { subscription_id: id.to_owned() });
         }
         self.delivery.forget_group(sub.queue_id, &GroupRef::Subscription(sub.id.clone())).await?;
-        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? {
-            if queue.settings.auto_delete && self.meta.subscriptions(Some(queue.id)).await?.is_empty() {
-                self.delete_queue(caller, &queue.name).await?;
-            }
+        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await?
+            && queue.settings.auto_delete
+            && self.meta.subscriptions(Some(queue.id)).await?.is_empty()
+        {
+            self.delete_queue(caller, &queue.name).await?;
         }
         Ok(())
     }
@@ -178,5 +165,19 @@ impl Service {
         sub.updated_at = self.now().0;
         self.meta.update_subscription(&sub).await?;
         Ok(sub)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_urls_must_be_absolute_http() {
+        assert!(CallbackUrl::parse("https://api.delivery.com/delivery-service/events").is_ok());
+        assert!(CallbackUrl::parse("http://127.0.0.1:9000/hook").is_ok());
+        for bad in ["ftp://x/y", "/relative", "https://", "https://user:pw@host/x", "not a url", "file:///etc/passwd"] {
+            assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

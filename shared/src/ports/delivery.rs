@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::{PartitionInfo, QueueId, StoreResult};
-use crate::domain::Timestamp;
+use crate::domain::{MessageId, Timestamp};
 
 /// A delivery group: the consumers of one `/api/v1` `group_id`, or one push subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,6 +189,23 @@ pub struct SettleRequest {
     /// (the delivery the caller received has not been superseded).
     pub expect_delivery: Option<u32>,
     pub reason: Option<String>,
+}
+
+impl SettleRequest {
+    /// A settlement of the message at `id` for `group`, at `now`; `delivery` names the delivery
+    /// it applies to (`None`: whichever is current).
+    pub fn new(id: MessageId, group: &GroupRef, settlement: Settlement, now: Timestamp, delivery: Option<u32>) -> Self {
+        Self {
+            queue: id.queue_id,
+            group: group.clone(),
+            partition: id.partition,
+            offset: id.offset,
+            settlement,
+            now,
+            expect_delivery: delivery,
+            reason: None,
+        }
+    }
 }
 
 /// Why a settlement was not applied.

@@ -28,6 +28,12 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Harness {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,8 @@ async fn every_message_ends_as_the_rules_say_in_every_group() {
         w.await.unwrap();
     }
     drain(&h, &ledger).await;
-    check(&h, &ledger.lock().unwrap(), &ids).await;
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    check(&h, &ledger, &ids).await;
 }
 
 /// One consumer step: settle some deferred deliveries, then take a few messages and,
@@ -109,13 +110,13 @@ async fn step(
             // Results can reach the ledger out of order: compare by delivery count, and a
             // delivery's lease began `LEASE_MS` before it ends.
             let begun = d.lease.until.0 - LEASE_MS;
-            if let Some((holder, until, count)) = l.held.get(&key) {
-                if *count < d.lease.delivery_count {
-                    assert!(
-                        *until <= begun,
-                        "{key:?} handed to {consumer} at {begun} while {holder} held it until {until}"
-                    );
-                }
+            if let Some((holder, until, count)) = l.held.get(&key)
+                && *count < d.lease.delivery_count
+            {
+                assert!(
+                    *until <= begun,
+                    "{key:?} handed to {consumer} at {begun} while {holder} held it until {until}"
+                );
             }
             if l.held.get(&key).is_none_or(|(_, _, count)| *count < d.lease.delivery_count) {
                 l.held.insert(key.clone(), (consumer.to_owned(), d.lease.until.0, d.lease.delivery_count));
