@@ -21,7 +21,7 @@ use crate::{error::StoreError, ports::StoreResult};
 use writer::{Durability, Writer, backend};
 
 /// Most idle read connections kept.
-const MAX_IDLE_READERS: usize = 32;
+const MAX_IDLE_READERS: usize = 8;
 /// How often the WAL is checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// How long a write waits for another process holding the file's write lock.
