@@ -31,6 +31,8 @@ pub struct Config {
     /// `MESSAGE_QUEUE_CALLBACK_ALLOW`: networks callbacks may reach although not public
     /// (comma-separated, e.g. `127.0.0.1/32,::1`; default none).
     pub callback_policy: crate::callback::AddressPolicy,
+    /// `MESSAGE_QUEUE_CALLBACK_TIMEOUT`: how long one push delivery may take (default 10s).
+    pub callback_timeout_ms: u64,
     /// `MESSAGE_QUEUE_AUTO_PAUSE_AFTER`: a subscription whose callback has failed every attempt
     /// for this long (and at least 5 times) is paused (default 1h).
     pub auto_pause_after_ms: u64,
@@ -85,6 +87,7 @@ impl Config {
                 let list = v.value.clone().unwrap_or_default();
                 crate::callback::AddressPolicy::parse(&list).map_err(|e| v.error(&list, e))?
             },
+            callback_timeout_ms: var("MESSAGE_QUEUE_CALLBACK_TIMEOUT").duration_ms_or(10_000)?,
             auto_pause_after_ms: var("MESSAGE_QUEUE_AUTO_PAUSE_AFTER").duration_ms_or(3_600_000)?,
             jwt: JwtConfig {
                 secret: var("JWT_SECRET").value,

@@ -263,3 +263,39 @@ async fn headers_routing_selects_by_message_headers() {
         .await;
     assert_eq!(assert_error(status, &answer, 400, "invalid_request")["field"], "match_headers");
 }
+
+#[tokio::test]
+async fn timeouts_and_dropped_connections_are_failures_that_retry() {
+    let server = TestServer::start_with(&[
+        ("MESSAGE_QUEUE_CALLBACK_ALLOW", "127.0.0.1/32"),
+        ("MESSAGE_QUEUE_CALLBACK_TIMEOUT", "150ms"),
+    ])
+    .await;
+    let slow = CallbackReceiver::start_slow(&[], Duration::from_millis(600)).await;
+    // A listener that accepts connections and drops them at once.
+    let dropper = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dropper_url = format!("http://{}/hook", dropper.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = dropper.accept().await {
+            drop(stream);
+        }
+    });
+    let policy = json!({"max_retries": 1, "retry_delay": 20, "backoff_multiplier": 1});
+    for (queue, url) in [("slow", slow.url.clone()), ("dropped", dropper_url)] {
+        subscribe(&server, json!({"queue": queue, "callback_url": url, "retry_policy": policy, "dead_letter_queue": format!("{queue}.dlq")})).await;
+    }
+    let ids = [publish_with_key(&server, "slow", "a", 1).await, publish_with_key(&server, "dropped", "a", 1).await];
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (id, error) in ids.iter().zip(["timed out", ""]) {
+        let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+        let attempts = msg["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{msg}");
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a["status_code"].is_null() && a["error"].as_str().is_some_and(|e| e.contains(error))),
+            "{msg}"
+        );
+        assert_eq!(msg["deliveries"][0]["status"], "dead_lettered", "{msg}");
+    }
+}

@@ -13,9 +13,6 @@ use crate::{
     ports::{Content, Record, Subscription},
 };
 
-/// How long one delivery may take.
-pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What one delivery attempt saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -34,11 +31,11 @@ impl Attempt {
 }
 
 /// The HTTP client for callbacks: no redirects, a timeout, and checked name resolution.
-pub fn client(policy: AddressPolicy) -> reqwest::Client {
+pub fn client(policy: AddressPolicy, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
-        .timeout(DELIVERY_TIMEOUT)
+        .timeout(timeout)
         .dns_resolver(Arc::new(CheckedResolver { policy }))
         .build()
         .expect("the callback client builds")

@@ -26,8 +26,8 @@ const DISPATCHER: &str = "dispatcher";
 const AUTO_PAUSE_FAILURES: u64 = 5;
 /// Longest retry wait a partition's worker sleeps through; longer ones are left to a later pass.
 const MAX_WAIT_IN_WORKER: Duration = Duration::from_secs(5);
-/// A delivery's lease: its timeout and a margin.
-const LEASE: Duration = Duration::from_secs(15);
+/// A delivery's lease beyond its timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 impl Service {
     /// One pass over every active subscription; starts deliveries and answers how many.
@@ -114,7 +114,7 @@ impl Service {
             group: group.clone(),
             consumer: DISPATCHER.into(),
             max,
-            lease_ms: LEASE.as_millis() as u64,
+            lease_ms: self.config.callback_timeout_ms + LEASE_MARGIN.as_millis() as u64,
             now,
             partitions,
             per_partition: Some(1),
@@ -260,7 +260,8 @@ fn failure(a: &Attempt) -> String {
 
 /// Runs dispatch passes until the process ends: at once after a publish, else every 100 ms.
 pub async fn run_dispatcher(service: Service) {
-    let client = dispatch::client(service.config.callback_policy.clone());
+    let timeout = Duration::from_millis(service.config.callback_timeout_ms);
+    let client = dispatch::client(service.config.callback_policy.clone(), timeout);
     let published = service.wakeups.any();
     loop {
         let woken = published.notified();
