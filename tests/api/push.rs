@@ -299,3 +299,28 @@ async fn timeouts_and_dropped_connections_are_failures_that_retry() {
         assert_eq!(msg["deliveries"][0]["status"], "dead_lettered", "{msg}");
     }
 }
+
+#[tokio::test]
+async fn an_auto_delete_queue_goes_with_its_last_subscription() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[]).await;
+    server.put("/message-queue/queues/temp", json!({"auto_delete": true})).await;
+    let ids: Vec<String> = subscribe_times(&server, &receiver.url, 2).await;
+    let (status, _) =
+        server.call(reqwest::Method::DELETE, &format!("/message-queue/subscriptions/{}", ids[0]), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.get("/message-queue/queues/temp").await;
+    assert_eq!(status, StatusCode::OK, "one subscription is left");
+    server.call(reqwest::Method::DELETE, &format!("/message-queue/subscriptions/{}", ids[1]), None).await;
+    let (status, answer) = server.get("/message-queue/queues/temp").await;
+    assert_error(status, &answer, 404, "queue_not_found");
+}
+
+async fn subscribe_times(server: &TestServer, url: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let created = subscribe(server, json!({"queue": "temp", "callback_url": url})).await;
+        ids.push(created["subscription_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
