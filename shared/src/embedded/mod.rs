@@ -4,6 +4,7 @@
 //! so an answered write has been fsync'd. Reads use a small connection pool.
 
 mod delivery;
+mod leases;
 mod log;
 mod meta;
 mod schema;

@@ -35,9 +35,4 @@ impl Service {
         self.delivery.register_consumer(&record).await?;
         Ok(record)
     }
-
-    /// A registered consumer, with when it last consumed.
-    pub async fn registered_consumer(&self, group: &str, consumer: &str) -> Result<Option<ConsumerRecord>> {
-        Ok(self.delivery.consumer(group, consumer).await?)
-    }
 }

@@ -1,0 +1,238 @@
+//! Leasing and settling on SQLite: the conditional writes behind acquire and
+//! settle, each run inside one transaction of the writer.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    delivery::{DELIVERY_COLUMNS, delivery_from_row},
+    writer::backend,
+};
+use crate::ports::{
+    AcquireRequest, Delivery, DeliveryState, DropCause, GroupPosition, GroupRef, Lease, QueueId, SettleRefusal,
+    SettleRequest, Settlement, StoreResult,
+};
+
+pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
+    let (queue, grp, now) = (req.queue, req.group.key(), req.now.0);
+    // Lapsed leases become available at once; `until` keeps the lapse time.
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = 'available', consumer = NULL
+         WHERE queue_id = ?1 AND grp = ?2 AND state = 'leased' AND until <= ?3",
+    )
+    .and_then(|mut s| s.execute(params![queue, grp, now]))
+    .map_err(backend)?;
+    // Due redeliveries of the requested partitions come first.
+    let mut picked: Vec<(u32, u64)> = conn
+        .prepare_cached(
+            "SELECT partition, offset FROM deliveries
+             WHERE queue_id = ?1 AND grp = ?2 AND state = 'available' AND until <= ?3
+             ORDER BY partition, offset",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![queue, grp, now], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(backend)?
+        .into_iter()
+        .filter(|(p, _)| req.partitions.iter().any(|info| info.partition == *p))
+        .take(req.max as usize)
+        .collect();
+    for p in &req.partitions {
+        let room =
+            u64::from(req.max).saturating_sub(picked.len() as u64).min(req.per_partition.map_or(u64::MAX, u64::from));
+        if room == 0 {
+            break;
+        }
+        if req.per_partition.is_some() && has_open(conn, queue, &grp, p.partition)? {
+            // Ordered delivery: a partition with a message in flight or awaiting its retry waits.
+            continue;
+        }
+        let fetch = fetch_offset(conn, queue, &grp, p.partition)?.unwrap_or(p.start_offset);
+        // Records removed by retention before this group reached them are gone for it.
+        if fetch < p.start_offset {
+            bump(conn, queue, "expired", p.start_offset - fetch)?;
+        }
+        let from = fetch.max(p.start_offset);
+        let to = p.end_offset.min(from + room).max(from);
+        for offset in from..to {
+            conn.prepare_cached(
+                "INSERT INTO deliveries (queue_id, grp, partition, offset, state) VALUES (?1, ?2, ?3, ?4, 'available')",
+            )
+            .and_then(|mut s| s.execute(params![queue, grp, p.partition, offset]))
+            .map_err(backend)?;
+            picked.push((p.partition, offset));
+        }
+        if to != fetch {
+            conn.prepare_cached(
+                "INSERT INTO group_offsets (queue_id, grp, partition, fetch_offset) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (queue_id, grp, partition) DO UPDATE SET fetch_offset = ?4",
+            )
+            .and_then(|mut s| s.execute(params![queue, grp, p.partition, to]))
+            .map_err(backend)?;
+        }
+    }
+    let until = req.now.plus_ms(req.lease_ms);
+    let mut leases = Vec::with_capacity(picked.len());
+    for (partition, offset) in picked {
+        let (delivery_count, retry_count) = conn
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'leased', consumer = ?5, until = ?6, delivery_count = delivery_count + 1,
+                    first_delivered_at = COALESCE(first_delivered_at, ?7), last_delivered_at = ?7
+                 WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3 AND offset = ?4
+                 RETURNING delivery_count, retry_count",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![queue, grp, partition, offset, req.consumer, until.0, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .map_err(backend)?;
+        leases.push(Lease { partition, offset, delivery_count, retry_count, until });
+    }
+    bump(conn, queue, "consumed", leases.len() as u64)?;
+    bump(conn, queue, "redelivered", leases.iter().filter(|l| l.delivery_count > 1).count() as u64)?;
+    conn.prepare_cached(
+        "INSERT INTO consumer_activity (queue_id, grp, consumer, last_seen) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (queue_id, grp, consumer) DO UPDATE SET last_seen = ?4",
+    )
+    .and_then(|mut s| s.execute(params![queue, grp, req.consumer, now]))
+    .map_err(backend)?;
+    Ok(leases)
+}
+
+pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {
+    let grp = req.group.key();
+    let Some(current) = load(conn, req.queue, &grp, req.partition, req.offset)? else {
+        return Ok(Err(SettleRefusal::NotDelivered));
+    };
+    if current.state.is_final() {
+        let repeat_ack = current.state == DeliveryState::Acknowledged && req.settlement == Settlement::Acknowledge;
+        return Ok(if repeat_ack { Ok(current) } else { Err(SettleRefusal::Finished(current)) });
+    }
+    if req.expect_delivery.is_some_and(|n| n != current.delivery_count) {
+        return Ok(Err(SettleRefusal::Superseded(current)));
+    }
+    let now = req.now.0;
+    let (state, until, retry, finished, counters): (DeliveryState, Option<i64>, u32, Option<i64>, Vec<&str>) =
+        match req.settlement {
+            Settlement::Acknowledge => (DeliveryState::Acknowledged, None, 0, Some(now), vec!["acknowledged"]),
+            Settlement::Release { at } => (DeliveryState::Available, Some(at.0), 1, None, vec!["requeued"]),
+            Settlement::Extend { until } => {
+                if current.state != DeliveryState::Leased || current.until.is_none_or(|u| u.0 <= now) {
+                    return Ok(Err(SettleRefusal::NotLeased(current)));
+                }
+                (DeliveryState::Leased, Some(until.0), 0, None, vec![])
+            }
+            Settlement::Hold { until } => (DeliveryState::Leased, Some(until.0), 0, None, vec![]),
+            Settlement::Drop { cause, dead_lettered } => {
+                let mut counters = match cause {
+                    DropCause::Rejected => vec!["rejected"],
+                    DropCause::Expired => vec!["expired"],
+                    DropCause::DeliveryLimit => vec![],
+                };
+                let state = if dead_lettered {
+                    counters.push("dead_lettered");
+                    DeliveryState::DeadLettered
+                } else {
+                    cause.final_state()
+                };
+                (state, None, 0, Some(now), counters)
+            }
+        };
+    let keep_consumer = state == DeliveryState::Leased;
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?5, until = ?6, retry_count = retry_count + ?7, finished_at = ?8,
+            reason = COALESCE(?9, reason), consumer = CASE WHEN ?10 THEN consumer ELSE NULL END
+         WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3 AND offset = ?4",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            req.queue,
+            grp,
+            req.partition,
+            req.offset,
+            state.as_str(),
+            until,
+            retry,
+            finished,
+            req.reason,
+            keep_consumer
+        ])
+    })
+    .map_err(backend)?;
+    for name in counters {
+        bump(conn, req.queue, name, 1)?;
+    }
+    let after = load(conn, req.queue, &grp, req.partition, req.offset)?;
+    Ok(Ok(after.expect("the row was just updated")))
+}
+
+pub(super) fn groups(conn: &Connection, queue: QueueId) -> StoreResult<Vec<GroupPosition>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT grp, partition, fetch_offset,
+                (SELECT COUNT(*) FROM deliveries d WHERE d.queue_id = o.queue_id AND d.grp = o.grp
+                 AND d.partition = o.partition AND d.state = 'leased'),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.queue_id = o.queue_id AND d.grp = o.grp
+                 AND d.partition = o.partition AND d.state = 'available')
+             FROM group_offsets o WHERE queue_id = ?1 ORDER BY grp, partition",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([queue], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, u64>(3)?, r.get::<_, u64>(4)?))
+        })
+        .map_err(backend)?;
+    let mut out: Vec<GroupPosition> = Vec::new();
+    for row in rows {
+        let (key, partition, fetch, leased, available) = row.map_err(backend)?;
+        let Some(group) = GroupRef::from_key(&key) else { continue };
+        match out.last_mut() {
+            Some(g) if g.group == group => {
+                g.fetch_offsets.push((partition, fetch));
+                g.leased += leased;
+                g.available += available;
+            }
+            _ => out.push(GroupPosition { group, fetch_offsets: vec![(partition, fetch)], leased, available }),
+        }
+    }
+    Ok(out)
+}
+
+fn has_open(conn: &Connection, queue: QueueId, grp: &str, partition: u32) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM deliveries WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3
+         AND state IN ('leased', 'available') LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row(params![queue, grp, partition], |_| Ok(())).optional())
+    .map(|found| found.is_some())
+    .map_err(backend)
+}
+
+fn fetch_offset(conn: &Connection, queue: QueueId, grp: &str, partition: u32) -> StoreResult<Option<u64>> {
+    conn.prepare_cached("SELECT fetch_offset FROM group_offsets WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3")
+        .and_then(|mut s| s.query_row(params![queue, grp, partition], |r| r.get(0)).optional())
+        .map_err(backend)
+}
+
+fn load(conn: &Connection, queue: QueueId, grp: &str, partition: u32, offset: u64) -> StoreResult<Option<Delivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE queue_id = ?1 AND grp = ?2 AND partition = ?3 AND offset = ?4"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![queue, grp, partition, offset], delivery_from_row).optional())
+        .map_err(backend)
+}
+
+fn bump(conn: &Connection, queue: QueueId, name: &str, by: u64) -> StoreResult<()> {
+    if by == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO counters (queue_id, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (queue_id, name) DO UPDATE SET value = value + ?3",
+    )
+    .and_then(|mut s| s.execute(params![queue, name, by]))
+    .map_err(backend)?;
+    Ok(())
+}
