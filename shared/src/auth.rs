@@ -19,7 +19,9 @@ pub struct Principal {
 pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    pub exp: u64,
+    /// Optional here so a token without it is refused as lacking a required claim, not as malformed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
 }
@@ -63,9 +65,11 @@ impl Authenticator {
 
     /// Checks an `Authorization` header value.
     pub fn verify(&self, header: Option<&str>) -> Result<Principal, Error> {
-        let refuse = |reason: &str| Error::Unauthorized { reason: reason.into() };
-        let header =
-            header.ok_or_else(|| refuse("missing Authorization header; send 'Authorization: Bearer <token>'"))?;
+        let refuse = |reason: &str| Error::Unauthorized { reason: reason.into(), presented: true };
+        let header = header.ok_or_else(|| Error::Unauthorized {
+            reason: "missing Authorization header; send 'Authorization: Bearer <token>'".into(),
+            presented: false,
+        })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -91,7 +95,7 @@ impl Authenticator {
             })
         })?;
         let principal = Principal { subject: data.claims.sub.unwrap_or_else(|| "anonymous".into()) };
-        self.remember(token, &principal, data.claims.exp);
+        self.remember(token, &principal, data.claims.exp.unwrap_or(0));
         Ok(principal)
     }
 
@@ -113,7 +117,7 @@ impl Authenticator {
 /// Signs an HS256 token for `subject`, valid for `ttl_secs`.
 pub fn issue_token(secret: &str, subject: &str, ttl_secs: u64) -> String {
     let now = u64::try_from(Timestamp::now().0 / 1000).unwrap_or(0);
-    let claims = Claims { sub: Some(subject.into()), exp: now + ttl_secs, iat: Some(now) };
+    let claims = Claims { sub: Some(subject.into()), exp: Some(now + ttl_secs), iat: Some(now) };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("HS256 signing cannot fail")
 }

@@ -20,7 +20,7 @@ pub enum Error {
     InvalidMessage { field: String, issue: String },
     /// 401: no token, or one that is malformed, expired or forged.
     #[error("Authentication required")]
-    Unauthorized { reason: String },
+    Unauthorized { reason: String, presented: bool },
     /// 403: the caller may not do this.
     #[error("Operation not permitted")]
     Forbidden { reason: String },
@@ -141,7 +141,7 @@ impl Error {
             Self::InvalidRequest { field, issue } | Self::InvalidMessage { field, issue } => {
                 json!({"field": field, "issue": issue})
             }
-            Self::Unauthorized { reason } | Self::Forbidden { reason } | Self::Conflict { reason } => {
+            Self::Unauthorized { reason, .. } | Self::Forbidden { reason } | Self::Conflict { reason } => {
                 json!({"reason": reason})
             }
             Self::Unavailable { .. } => json!({"reason": "the storage backend did not answer; retry later"}),

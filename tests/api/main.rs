@@ -4,6 +4,8 @@
 #![allow(unreachable_pub)]
 
 mod admin;
+mod auth;
+mod bad_input;
 mod consuming;
 mod durability;
 mod health;
@@ -11,7 +13,5 @@ mod helpers;
 mod publish;
 mod push;
 mod receiver;
-mod refusals;
 mod seeds;
-mod tokens;
 mod topics;

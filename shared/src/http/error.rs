@@ -19,10 +19,10 @@ impl IntoResponse for Error {
         }
         let body = json!({"error": self.code(), "message": self.to_string(), "details": self.details()});
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        if let Self::Unauthorized { presented, .. } = &self {
+            // RFC 6750 3.1: no error code when the request carried no credentials.
+            let challenge = if *presented { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

@@ -88,10 +88,16 @@ pub(super) fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Resu
 /// Turns a serde data error into `invalid_request` (or `invalid_message` for the content fields).
 fn data_error(path: &str, issue: &str) -> Error {
     // serde's path ends at the parent of a missing field, but at an unknown field itself.
-    let missing = issue.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
-    let field = match missing {
+    // serde names a missing or repeated field in its message, at its parent's path.
+    let named = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| issue.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let field = match named {
         Some(f) if path == "." => f.to_owned(),
         Some(f) => format!("{path}.{f}"),
+        // The whole body has the wrong shape (an array or a string where an object belongs).
+        None if path == "." => "body".to_owned(),
         None => path.to_owned(),
     };
     let issue = if issue.starts_with("missing field") {
@@ -135,6 +141,9 @@ mod tests {
         assert_eq!(fail(r#"{"queue": "q", "ttl": "x"}"#)["details"]["field"], "ttl");
         assert_eq!(fail(r#"{"queue": "q", "tll": 1}"#)["details"]["field"], "tll");
         assert_eq!(fail(r#"{"queue": 5}"#)["error"], "invalid_request");
+        assert_eq!(fail(r#"{"queue": "a", "queue": "b"}"#)["details"]["field"], "queue");
+        assert_eq!(fail(r#""text""#)["details"]["field"], "body");
+        assert_eq!(fail("null")["details"]["field"], "body");
     }
 
     #[test]
