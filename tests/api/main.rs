@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod consume;
 mod consuming;
 mod durability;
 mod health;
@@ -14,4 +15,5 @@ mod publish;
 mod push;
 mod receiver;
 mod seeds;
+mod settle;
 mod topics;

@@ -50,7 +50,7 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ve
         let fetch = fetch_offset(conn, queue, &grp, p.partition)?.unwrap_or(p.start_offset);
         // Records removed by retention before this group reached them are gone for it.
         if fetch < p.start_offset {
-            bump(conn, queue, "expired", p.start_offset - fetch)?;
+            bump(conn, queue, "expired", (p.start_offset - fetch) as i64)?;
         }
         let from = fetch.max(p.start_offset);
         let to = p.end_offset.min(from + room).max(from);
@@ -89,8 +89,8 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ve
             .map_err(backend)?;
         leases.push(Lease { partition, offset, delivery_count, retry_count, until });
     }
-    bump(conn, queue, "consumed", leases.len() as u64)?;
-    bump(conn, queue, "redelivered", leases.iter().filter(|l| l.delivery_count > 1).count() as u64)?;
+    bump(conn, queue, "consumed", leases.len() as i64)?;
+    bump(conn, queue, "redelivered", leases.iter().filter(|l| l.delivery_count > 1).count() as i64)?;
     conn.prepare_cached(
         "INSERT INTO consumer_activity (queue_id, grp, consumer, last_seen) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (queue_id, grp, consumer) DO UPDATE SET last_seen = ?4",
@@ -124,7 +124,13 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
                 (DeliveryState::Leased, Some(until.0), 0, None, vec![])
             }
             Settlement::Hold { until } => (DeliveryState::Leased, Some(until.0), 0, None, vec![]),
-            Settlement::Drop { cause, dead_lettered } => {
+            Settlement::Drop { cause, dead_lettered, handed_out } => {
+                if !handed_out {
+                    bump(conn, req.queue, "consumed", -1)?;
+                    if current.delivery_count > 1 {
+                        bump(conn, req.queue, "redelivered", -1)?;
+                    }
+                }
                 let mut counters = match cause {
                     DropCause::Rejected => vec!["rejected"],
                     DropCause::Expired => vec!["expired"],
@@ -224,7 +230,7 @@ fn load(conn: &Connection, queue: QueueId, grp: &str, partition: u32, offset: u6
         .map_err(backend)
 }
 
-fn bump(conn: &Connection, queue: QueueId, name: &str, by: u64) -> StoreResult<()> {
+fn bump(conn: &Connection, queue: QueueId, name: &str, by: i64) -> StoreResult<()> {
     if by == 0 {
         return Ok(());
     }

@@ -96,6 +96,7 @@ impl Service {
                 }
             };
             let u = Unsuccessful {
+                handed_out: false,
                 queue,
                 group: &cmd.group,
                 id,

@@ -28,6 +28,8 @@ pub(super) struct Unsuccessful<'a> {
     pub delivery_count: u32,
     pub cause: DropCause,
     pub reason: &'a str,
+    /// Whether the delivery reached a consumer or callback (false: screened out after leasing).
+    pub handed_out: bool,
 }
 
 impl Service {
@@ -64,7 +66,7 @@ impl Service {
             }
             self.publish(&system(u.queue), dead_letter_copy(dlq.clone(), &u, record, self.now())).await?;
         }
-        let drop = Settlement::Drop { cause: u.cause, dead_lettered: dlq.is_some() };
+        let drop = Settlement::Drop { cause: u.cause, dead_lettered: dlq.is_some(), handed_out: u.handed_out };
         Ok(self.delivery.settle(&self.request(&u, drop)).await?)
     }
 

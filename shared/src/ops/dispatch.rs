@@ -124,6 +124,7 @@ impl Service {
             let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
             let Some(record) = self.log.read(id).await?.filter(|r| r.expires_at() > now) else {
                 let u = Unsuccessful {
+                    handed_out: false,
                     queue,
                     group: &group,
                     id,
@@ -184,6 +185,7 @@ impl Service {
         let reason = failure(&attempt);
         if lease.delivery_count > sub.retry_policy.max_retries {
             let u = Unsuccessful {
+                handed_out: true,
                 queue,
                 group: &group,
                 id,

@@ -142,7 +142,7 @@ impl Service {
         let current = self.current_delivery(id, group).await.map_err(Refused::Store)?;
         let Some(current) = current.filter(|d| !d.state.is_final()) else {
             // Let the conditional write report the state.
-            let drop = Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false };
+            let drop = Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false, handed_out: true };
             return self.apply(id, queue, group, drop, receipt, now).await;
         };
         if receipt.is_some_and(|r| r.delivery_count != current.delivery_count) {
@@ -150,6 +150,7 @@ impl Service {
         }
         let record = self.log.read(id).await.map_err(|e| Refused::Store(e.into()))?;
         let u = Unsuccessful {
+            handed_out: true,
             queue: &queue,
             group,
             id,

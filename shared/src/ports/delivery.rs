@@ -147,6 +147,9 @@ pub enum Settlement {
     Drop {
         cause: DropCause,
         dead_lettered: bool,
+        /// False when the record was leased only to be dropped, never handed to a consumer:
+        /// its lease is then not counted as consumed.
+        handed_out: bool,
     },
 }
 

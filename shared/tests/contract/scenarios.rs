@@ -265,7 +265,8 @@ pub async fn drops_count_and_dead_letter(b: &Backends) {
         (DropCause::DeliveryLimit, false, DeliveryState::Rejected),
     ];
     for (lease, (cause, dead_lettered, state)) in leases.iter().zip(outcomes) {
-        let d = settle(b, &q, &g, lease, Settlement::Drop { cause, dead_lettered }, T0).await.unwrap();
+        let d =
+            settle(b, &q, &g, lease, Settlement::Drop { cause, dead_lettered, handed_out: true }, T0).await.unwrap();
         assert_eq!(d.state, state);
     }
     let c = b.delivery.counters(q.id).await.unwrap();
