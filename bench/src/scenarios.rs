@@ -167,14 +167,12 @@ fn publish_step(base: &str, queue: &str) -> Step {
     let url = format!("{base}/message-queue/publish");
     let body = json!({"queue": queue, "message": {"data": kilobyte()}, "persistent": true}).to_string();
     let auth = format!("Bearer {}", token());
-    Arc::new(move |client: reqwest::Client| {
-        let req = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("authorization", &auth)
-            .body(body.clone());
-        Box::pin(expect(req, 200, 1))
-    })
+    Arc::new(move |client: reqwest::Client| Box::pin(expect(authorized_post(&client, &url, &auth, &body), 200, 1)))
+}
+
+/// A JSON POST with a bearer token.
+fn authorized_post(client: &reqwest::Client, url: &str, auth: &str, body: &str) -> reqwest::RequestBuilder {
+    client.post(url).header("content-type", "application/json").header("authorization", auth).body(body.to_owned())
 }
 
 fn batch_step(base: &str, topic: &str) -> Step {
@@ -183,11 +181,7 @@ fn batch_step(base: &str, topic: &str) -> Step {
     let body = json!({"messages": vec![item; 100]}).to_string();
     let auth = format!("Bearer {}", token());
     Arc::new(move |client: reqwest::Client| {
-        let req = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("authorization", &auth)
-            .body(body.clone());
+        let req = authorized_post(&client, &url, &auth, &body);
         Box::pin(async move {
             let answer = send(req, 200).await?;
             let ok = answer["succeeded"].as_u64().unwrap_or(0);
