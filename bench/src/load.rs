@@ -100,7 +100,10 @@ pub(crate) async fn closed_loop(workers: usize, duration: Duration, step: Step) 
     total
 }
 
-/// Sends `rate` steps per second for `duration`, each timed from when it was due.
+/// Sends `rate` steps per second for `duration`, each timed from when it was due,
+/// after a second at the same rate that is not counted (connections, caches).
+/// A thread of its own paces the sends: the runtime's timer has a resolution of a
+/// millisecond, which would add up to a millisecond of the generator's own delay.
 pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stats {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
@@ -109,25 +112,38 @@ pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stat
         .expect("client");
     let in_flight = Arc::new(Semaphore::new(512));
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let start = tokio::time::Instant::now() + Duration::from_millis(100);
-    let total = rate * duration.as_secs();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        tokio::time::sleep_until(due).await;
-        let permit = in_flight.clone().acquire_owned().await.expect("semaphore");
-        let (step, client, stats) = (step.clone(), client.clone(), stats.clone());
-        tasks.push(tokio::spawn(async move {
-            let outcome = step(client).await;
-            let took = due.elapsed();
-            stats.lock().expect("stats").record(outcome, took);
-            drop(permit);
-        }));
-    }
+    let runtime = tokio::runtime::Handle::current();
+    let warmup = rate;
+    let start = Instant::now() + Duration::from_millis(100);
+    let total = warmup + rate * duration.as_secs();
+    let pacer = {
+        let stats = stats.clone();
+        std::thread::spawn(move || {
+            let mut tasks = Vec::with_capacity(total as usize);
+            for i in 0..total {
+                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let (step, client, stats, in_flight) = (step.clone(), client.clone(), stats.clone(), in_flight.clone());
+                tasks.push(runtime.spawn(async move {
+                    let permit = in_flight.acquire_owned().await.expect("semaphore");
+                    let outcome = step(client).await;
+                    let took = due.elapsed();
+                    if i >= warmup {
+                        stats.lock().expect("stats").record(outcome, took);
+                    }
+                    drop(permit);
+                }));
+            }
+            tasks
+        })
+    };
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap_or_default()).await.unwrap_or_default();
     for t in tasks {
         let _ = t.await;
     }
     let mut out = std::mem::take(&mut *stats.lock().expect("stats"));
-    out.elapsed = start.elapsed();
+    out.elapsed = (start + Duration::from_secs(1)).elapsed();
     out
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     load::{Stats, Step, closed_loop, open_loop},
-    server::{Server, token},
+    server::{Server, cpu_secs, token},
 };
 
 /// Settings of one bench run.
@@ -112,26 +112,34 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
 /// The open-loop scenario alone, against the baseline and then a fresh server: for profiling.
 pub(crate) async fn open_loop_alone(rate: u64, secs: u64) -> Result<(), String> {
     let baseline = Server::baseline()?;
+    let cpu = baseline.cpu_secs().zip(cpu_secs("self"));
     let stats = open_loop(rate, Duration::from_secs(secs), baseline_step(&baseline.base)).await;
-    report(&format!("baseline, open loop {rate}/s for {secs} s"), stats, baseline.rss());
+    report(&format!("baseline, open loop {rate}/s for {secs} s"), stats, &baseline, cpu);
     drop(baseline);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = Server::service(dir.path())?;
+    let cpu = server.cpu_secs().zip(cpu_secs("self"));
     let stats = open_loop(rate, Duration::from_secs(secs), publish_step(&server.base, "bench.open")).await;
-    report(&format!("publish, open loop {rate}/s for {secs} s"), stats, server.rss());
+    report(&format!("publish, open loop {rate}/s for {secs} s"), stats, &server, cpu);
     Ok(())
 }
 
-fn report(label: &str, mut stats: Stats, rss: Option<u64>) {
+/// One line per open-loop run; `cpu_before` is the server's CPU time when the run began.
+fn report(label: &str, mut stats: Stats, server: &Server, cpu_before: Option<(f64, f64)>) {
+    let after = server.cpu_secs().zip(cpu_secs("self"));
+    let (cpu, own) = after.zip(cpu_before).map_or((0.0, 0.0), |((s1, g1), (s0, g0))| (s1 - s0, g1 - g0));
     println!(
-        "{label}: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, errors {}, RSS {:.1} MB",
+        "{label}: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, errors {}, \
+         server CPU {:.0}% of a core, generator {:.0}%, RSS {:.1} MB",
         stats.messages_per_sec(),
         stats.latency_ms(0.5),
         stats.latency_ms(0.99),
         stats.latency_ms(0.999),
         stats.latency_ms(1.0),
         stats.errors,
-        mb(rss)
+        100.0 * cpu / stats.elapsed.as_secs_f64(),
+        100.0 * own / stats.elapsed.as_secs_f64(),
+        mb(server.rss())
     );
 }
 

@@ -64,6 +64,11 @@ impl Server {
         line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
     }
 
+    /// CPU time the process has used (user and system), in seconds.
+    pub(crate) fn cpu_secs(&self) -> Option<f64> {
+        cpu_secs(&self.child.id().to_string())
+    }
+
     /// SIGKILL, as a crash would.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
@@ -75,6 +80,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// CPU time (user and system) of process `pid` ("self" for this one), in seconds.
+pub(crate) fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// A binary built next to this one.

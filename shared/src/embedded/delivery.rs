@@ -168,7 +168,8 @@ impl DeliveryStore for SqliteStore {
         self.reading(move |conn| {
             conn.query_row(
                 "SELECT COUNT(*) FROM (
-                    SELECT grp, consumer FROM consumer_activity WHERE queue_id = ?1 AND last_seen >= ?3
+                    SELECT grp, consumer FROM consumer_activity
+                        WHERE queue_id = ?1 AND last_seen >= ?3 AND grp LIKE 'g:%'
                     UNION
                     SELECT 'g:' || grp, consumer FROM consumers, json_each(consumers.topics) WHERE json_each.value = ?2
                  )",

@@ -12,7 +12,10 @@ mod writer;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -23,8 +26,16 @@ use writer::{Durability, Writer, backend};
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
-/// How often the WAL is checkpointed.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// When the WAL is checkpointed and started over.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoints {
+    /// How often: often, so each checkpoint's writes are few.
+    every: Duration,
+    /// WAL frames (pages) after which the writer takes a pause (a few ms) to start the WAL over.
+    restart_after_frames: i64,
+}
+
+const CHECKPOINTS: Checkpoints = Checkpoints { every: Duration::from_millis(250), restart_after_frames: 32_768 };
 /// How long a write waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,17 +55,23 @@ struct Inner {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, CHECKPOINTS)
+    }
+
+    fn open_with(path: &Path, checkpoints: Checkpoints) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = connect(path)?;
         schema::migrate(&conn)?;
-        // Checkpoints run on their own thread, so commits never wait for one.
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(backend)?;
-        let writer = Writer::spawn(conn)?;
+        // Checkpoints run on their own thread; commits wait only for the rare restart.
+        // A WAL that grew under a burst is cut back to 128 MiB once it starts over.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=134217728").map_err(backend)?;
+        let checkpointed = Arc::new(AtomicBool::new(false));
+        let writer = Writer::spawn(conn, Arc::clone(&checkpointed))?;
         let inner = Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) });
-        spawn_checkpointer(connect(path)?, Arc::downgrade(&inner))?;
+        spawn_checkpointer(connect(path)?, Arc::downgrade(&inner), checkpointed, path, checkpoints)?;
         Ok(Self { inner })
     }
 
@@ -122,21 +139,48 @@ impl Inner {
     }
 }
 
-/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] without blocking
-/// writers (a passive checkpoint); ends when the store is dropped.
-fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Inner>) -> StoreResult<()> {
+/// Copies the WAL back into the database now and then without blocking writers
+/// (a passive checkpoint); once the WAL is long, tells the writer to finish the
+/// job so the WAL starts over (see [`writer`]). Ends when the store is dropped.
+fn spawn_checkpointer(
+    conn: Connection,
+    store: std::sync::Weak<Inner>,
+    checkpointed: Arc<AtomicBool>,
+    path: &Path,
+    checkpoints: Checkpoints,
+) -> StoreResult<()> {
+    let db =
+        std::fs::File::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while store.strong_count() > 0 {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!("checkpoint failed: {e}");
+                std::thread::sleep(checkpoints.every);
+                match checkpoint(&conn, &db) {
+                    // A second pass copies what the first left, so the writer's pause is short.
+                    Ok(frames) if frames >= checkpoints.restart_after_frames => {
+                        if checkpoint(&conn, &db).is_ok() {
+                            checkpointed.store(true, Ordering::Release);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("checkpoint failed: {e}"),
                 }
             }
         })
         .map(|_| ())
         .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
+}
+
+/// A passive checkpoint, then an fsync of what it copied; answers the WAL's length in frames.
+/// SQLite syncs the database only when a checkpoint copies the whole WAL, which a
+/// steady stream of writes never lets happen; the rest would wait for the writer's pause.
+fn checkpoint(conn: &Connection, db: &std::fs::File) -> rusqlite::Result<i64> {
+    let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
+    if let Err(e) = db.sync_data() {
+        tracing::warn!("cannot sync the database file: {e}");
+    }
+    frames
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {

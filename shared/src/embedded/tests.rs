@@ -92,3 +92,38 @@ async fn trim_removes_old_records_then_the_oldest_over_the_size_cap() {
     let p = store.partitions(queue.id).await.unwrap();
     assert_eq!((p[0].start_offset, p[0].end_offset), (6, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_a_steady_stream_of_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let checkpoints = super::Checkpoints { every: std::time::Duration::from_millis(20), restart_after_frames: 256 };
+    let store = Arc::new(SqliteStore::open_with(&path, checkpoints).unwrap());
+    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    // Eight writers keep the single writer busy, so a checkpoint never finds the WAL idle.
+    let writers: Vec<_> = (0..8u32)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut written = 0u64;
+                while std::time::Instant::now() < deadline {
+                    store.append(queue.id, w % 2, record(&"x".repeat(1000))).await.unwrap();
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
+    let pages = wal / 4096;
+    assert!(written > 2_000, "too few writes to tell: {written}");
+    // 1 KB records, about one page each: without restarts the WAL would hold every write.
+    assert!(pages < written / 4, "the WAL kept growing: {pages} pages for {written} writes");
+    let info = store.partitions(queue.id).await.unwrap();
+    assert_eq!(info.iter().map(|p| p.end_offset).sum::<u64>(), written);
+}

@@ -7,8 +7,18 @@
 //! the WAL; it survives a crash of the process, and is fsync'd with the next
 //! durable commit. A power loss may undo it, which at-least-once delivery
 //! allows: the message is delivered again, never lost.
+//!
+//! Under a steady stream of writes a checkpoint running beside the writer never
+//! catches up, and SQLite only starts the WAL over when every frame has been
+//! copied back. So when the checkpoint thread has done the bulk, the writer
+//! copies the few frames written meanwhile between two transactions, and its
+//! next transaction writes the WAL from its start.
 
-use std::sync::mpsc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+    mpsc,
+};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -37,11 +47,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: Connection) -> StoreResult<Self> {
+    /// Starts the writer; the checkpoint thread sets `checkpointed` when the WAL should start over.
+    pub(super) fn spawn(conn: Connection, checkpointed: Arc<AtomicBool>) -> StoreResult<Self> {
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&conn, &rx))
+            .spawn(move || run(&conn, &rx, &checkpointed))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
@@ -67,7 +78,7 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
+fn run(conn: &Connection, rx: &mpsc::Receiver<Job>, checkpointed: &AtomicBool) {
     let mut synchronous = Durability::Durable;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -91,6 +102,9 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
             }
             synchronous = wanted;
         }
+        if checkpointed.swap(false, Ordering::AcqRel) {
+            catch_up(conn);
+        }
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             // Dropping the jobs unrun answers each caller with an error.
             tracing::error!(jobs = batch.len(), "cannot begin a write: {e}");
@@ -104,6 +118,15 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>) {
         for answer in answers {
             answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
         }
+    }
+}
+
+/// Copies back the frames written since the last checkpoint, so the next
+/// transaction can start the WAL over (it can unless a read began before this).
+fn catch_up(conn: &Connection) {
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
+    if let Err(e) = done {
+        tracing::warn!("checkpoint failed: {e}");
     }
 }
 

@@ -33,7 +33,10 @@ impl Service {
     /// One pass over every active subscription; starts deliveries and answers how many.
     pub async fn dispatch_pass(&self, client: &reqwest::Client) -> Result<usize> {
         let mut started = 0;
-        for sub in self.meta.subscriptions(None).await?.into_iter().filter(|s| s.status == "active") {
+        let active: Vec<Subscription> =
+            self.meta.subscriptions(None).await?.into_iter().filter(|s| s.status == "active").collect();
+        self.wakeups.set_subscribed(active.iter().map(|s| s.queue_id).collect());
+        for sub in active {
             let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? else { continue };
             started += self.dispatch_subscription(client, &queue, sub).await?;
         }

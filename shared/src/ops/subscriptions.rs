@@ -98,7 +98,10 @@ impl Service {
             self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.end_offset)).collect();
         self.delivery.start_group(queue.id, &GroupRef::Subscription(sub.id.clone()), &ends).await?;
         match self.meta.create_subscription(&sub).await {
-            Ok(()) => Ok(sub),
+            Ok(()) => {
+                self.wakeups.wake_dispatcher();
+                Ok(sub)
+            }
             Err(StoreError::NotFound) => Err(Error::QueueNotFound { queue: sub.queue.to_string() }),
             Err(e) => Err(e.into()),
         }
@@ -155,6 +158,9 @@ impl Service {
         sub.paused_reason = paused;
         sub.updated_at = self.now().0;
         self.meta.update_subscription(&sub).await?;
+        if sub.status == "active" {
+            self.wakeups.wake_dispatcher();
+        }
         Ok(sub)
     }
 

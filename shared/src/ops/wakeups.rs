@@ -1,7 +1,11 @@
-//! Wakes long-polling consumers of a queue when this process publishes to it.
-//! Publishes by other processes are found by the consumers' periodic re-check.
+//! Wakes long-polling consumers of a queue when this process publishes to it,
+//! and the dispatcher when the queue has an active subscription.
+//! Publishes by other processes are found by the periodic re-checks.
 
-use std::{collections::HashMap, sync::Arc, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use tokio::sync::Notify;
 
@@ -11,6 +15,8 @@ use crate::ports::QueueId;
 pub(super) struct Wakeups {
     queues: Mutex<HashMap<QueueId, Arc<Notify>>>,
     any: Arc<Notify>,
+    /// Queues with an active subscription, as the dispatcher last saw them.
+    subscribed: Mutex<HashSet<QueueId>>,
 }
 
 impl Wakeups {
@@ -20,14 +26,26 @@ impl Wakeups {
         queues.entry(queue).or_default().clone()
     }
 
-    /// Notified on a publish to any queue (the dispatcher waits on it).
+    /// Notified on a publish to a subscribed queue (the dispatcher waits on it).
     pub(super) fn any(&self) -> Arc<Notify> {
         self.any.clone()
     }
 
-    /// Wakes every consumer waiting on the queue, and the dispatcher.
-    pub(super) fn publish(&self, queue: QueueId) {
+    /// Replaces the set of queues whose publishes wake the dispatcher.
+    pub(super) fn set_subscribed(&self, queues: HashSet<QueueId>) {
+        *self.subscribed.lock().unwrap_or_else(|p| p.into_inner()) = queues;
+    }
+
+    /// Wakes the dispatcher, as when a subscription is made or resumed.
+    pub(super) fn wake_dispatcher(&self) {
         self.any.notify_waiters();
+    }
+
+    /// Wakes every consumer waiting on the queue, and the dispatcher if the queue is subscribed.
+    pub(super) fn publish(&self, queue: QueueId) {
+        if self.subscribed.lock().unwrap_or_else(|p| p.into_inner()).contains(&queue) {
+            self.any.notify_waiters();
+        }
         let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = queues.get(&queue) {
             n.notify_waiters();

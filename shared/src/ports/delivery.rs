@@ -282,7 +282,8 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn consumer(&self, group: &str, consumer: &str) -> StoreResult<Option<ConsumerRecord>>;
     /// Takes up to `want` tokens of a consumer's rate limit; answers how many it got.
     async fn take_tokens(&self, group: &str, consumer: &str, want: u32, rate: u32, now: Timestamp) -> StoreResult<u32>;
-    /// Consumers of a queue: registered for its name, or seen consuming from it since `since`.
+    /// Consumers of a queue's consumer groups: registered for its name, or seen consuming from it
+    /// since `since`. A subscription's dispatcher is not one (subscriptions are counted apart).
     async fn active_consumers(&self, queue: QueueId, name: &str, since: Timestamp) -> StoreResult<u64>;
     /// Drops delivery rows of records below the log's start offsets (after retention).
     async fn forget_below(&self, queue: QueueId, starts: &[(u32, u64)]) -> StoreResult<()>;
