@@ -29,13 +29,18 @@ const MAX_IDLE_READERS: usize = 8;
 /// When the WAL is checkpointed and started over.
 #[derive(Debug, Clone, Copy)]
 struct Checkpoints {
-    /// How often: often, so each checkpoint's writes are few.
+    /// How often while writes come in: often, so each checkpoint's fsync is short and
+    /// the commits queued behind it on the disk wait little.
     every: Duration,
+    /// How often once a pass found nothing new: still often, as a burst after a quiet
+    /// spell would otherwise pile up a long first checkpoint.
+    idle_every: Duration,
     /// WAL frames (pages) after which the writer takes a pause (a few ms) to start the WAL over.
     restart_after_frames: i64,
 }
 
-const CHECKPOINTS: Checkpoints = Checkpoints { every: Duration::from_millis(250), restart_after_frames: 32_768 };
+const CHECKPOINTS: Checkpoints =
+    Checkpoints { every: Duration::from_millis(20), idle_every: Duration::from_secs(1), restart_after_frames: 32_768 };
 /// How long a write waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -154,16 +159,19 @@ fn spawn_checkpointer(
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            let mut last = (0, 0);
+            let mut wait = checkpoints.every;
             while store.strong_count() > 0 {
-                std::thread::sleep(checkpoints.every);
+                std::thread::sleep(wait);
                 match checkpoint(&conn, &db) {
-                    // A second pass copies what the first left, so the writer's pause is short.
-                    Ok(frames) if frames >= checkpoints.restart_after_frames => {
-                        if checkpoint(&conn, &db).is_ok() {
+                    Ok(wal) => {
+                        wait = if wal == last { checkpoints.idle_every } else { checkpoints.every };
+                        last = wal;
+                        // A second pass copies what the first left, so the writer's pause is short.
+                        if wal.0 >= checkpoints.restart_after_frames && checkpoint(&conn, &db).is_ok() {
                             checkpointed.store(true, Ordering::Release);
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => tracing::warn!("checkpoint failed: {e}"),
                 }
             }
@@ -172,15 +180,16 @@ fn spawn_checkpointer(
         .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
 }
 
-/// A passive checkpoint, then an fsync of what it copied; answers the WAL's length in frames.
-/// SQLite syncs the database only when a checkpoint copies the whole WAL, which a
-/// steady stream of writes never lets happen; the rest would wait for the writer's pause.
-fn checkpoint(conn: &Connection, db: &std::fs::File) -> rusqlite::Result<i64> {
-    let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
+/// A passive checkpoint, then an fsync of what it copied; answers the WAL's length and
+/// how much of it is copied, in frames. SQLite syncs the database only when a checkpoint
+/// copies the whole WAL, which a steady stream of writes never lets happen; the rest would
+/// pile up for the writer's pause.
+fn checkpoint(conn: &Connection, db: &std::fs::File) -> rusqlite::Result<(i64, i64)> {
+    let wal = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)));
     if let Err(e) = db.sync_data() {
         tracing::warn!("cannot sync the database file: {e}");
     }
-    frames
+    wal
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {

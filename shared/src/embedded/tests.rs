@@ -97,7 +97,11 @@ async fn trim_removes_old_records_then_the_oldest_over_the_size_cap() {
 async fn the_wal_starts_over_under_a_steady_stream_of_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let checkpoints = super::Checkpoints { every: std::time::Duration::from_millis(20), restart_after_frames: 256 };
+    let checkpoints = super::Checkpoints {
+        every: std::time::Duration::from_millis(20),
+        idle_every: std::time::Duration::from_millis(20),
+        restart_after_frames: 256,
+    };
     let store = Arc::new(SqliteStore::open_with(&path, checkpoints).unwrap());
     let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
