@@ -70,16 +70,22 @@ impl MessageLog for SqliteStore {
 
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64> {
         // Short writes, oldest records first, so publishes interleave with a long trim.
+        // A read first: the writer should not wait on cold pages only to find nothing to remove.
         let mut removed = 0;
-        loop {
-            let n = self.writing(move |conn| trim_oldest(conn, queue, before)).await?;
-            removed += n;
-            if n == 0 {
-                break;
+        if self.reading(move |conn| oldest_before(conn, queue, before)).await? {
+            loop {
+                let n = self.writing(move |conn| trim_oldest(conn, queue, before)).await?;
+                removed += n;
+                if n == 0 {
+                    break;
+                }
             }
         }
         if let Some(max) = max_bytes {
-            removed += self.writing(move |conn| trim_to_size(conn, queue, max)).await? as u64;
+            let total = self.reading(move |conn| log_bytes(conn, queue)).await?;
+            if total > max {
+                removed += self.writing(move |conn| trim_to_size(conn, queue, max)).await? as u64;
+            }
         }
         Ok(removed)
     }
@@ -192,10 +198,21 @@ fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInf
 }
 
 /// Most records one trimming write removes.
-const TRIM_CHUNK: usize = 1000;
+const TRIM_CHUNK: usize = 200;
 
 /// Removes up to [`TRIM_CHUNK`] of each partition's oldest records published before `before`.
 /// Records of a partition are in publish order, so the scan stops at the first young one.
+/// Whether a partition's oldest record was published before `before`.
+fn oldest_before(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM partitions p WHERE p.queue_id = ?1 AND (
+            SELECT published_at FROM records r WHERE r.queue_id = ?1 AND r.partition = p.partition
+            ORDER BY r.offset LIMIT 1) < ?2)",
+    )
+    .and_then(|mut s| s.query_row(params![queue, before.0], |r| r.get(0)))
+    .map_err(backend)
+}
+
 fn trim_oldest(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreResult<u64> {
     let partitions: Vec<u32> = conn
         .prepare_cached("SELECT partition FROM partitions WHERE queue_id = ?1")
@@ -226,10 +243,14 @@ fn trim_oldest(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreRes
     Ok(removed)
 }
 
+/// Bytes of content a queue's log holds.
+fn log_bytes(conn: &Connection, queue: QueueId) -> StoreResult<u64> {
+    conn.query_row("SELECT COALESCE(SUM(LENGTH(content)), 0) FROM records WHERE queue_id = ?1", [queue], |r| r.get(0))
+        .map_err(backend)
+}
+
 fn trim_to_size(conn: &Connection, queue: QueueId, max_bytes: u64) -> StoreResult<usize> {
-    let total: u64 = conn
-        .query_row("SELECT COALESCE(SUM(LENGTH(content)), 0) FROM records WHERE queue_id = ?1", [queue], |r| r.get(0))
-        .map_err(backend)?;
+    let total = log_bytes(conn, queue)?;
     if total <= max_bytes {
         return Ok(0);
     }
