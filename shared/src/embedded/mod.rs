@@ -39,8 +39,11 @@ struct Checkpoints {
     restart_after_frames: i64,
 }
 
-const CHECKPOINTS: Checkpoints =
-    Checkpoints { every: Duration::from_millis(20), idle_every: Duration::from_secs(1), restart_after_frames: 32_768 };
+const CHECKPOINTS: Checkpoints = Checkpoints {
+    every: Duration::from_millis(20),
+    idle_every: Duration::from_millis(100),
+    restart_after_frames: 32_768,
+};
 /// How long a write waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
