@@ -100,8 +100,11 @@ pub(crate) async fn closed_loop(workers: usize, duration: Duration, step: Step) 
     total
 }
 
+/// The open loop's first stretch, at the same rate but not counted (connections, caches).
+const WARMUP: Duration = Duration::from_secs(1);
+
 /// Sends `rate` steps per second for `duration`, each timed from when it was due,
-/// after a second at the same rate that is not counted (connections, caches).
+/// after a [`WARMUP`] at the same rate.
 /// A thread of its own paces the sends: the runtime's timer has a resolution of a
 /// millisecond, which would add up to a millisecond of the generator's own delay.
 pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stats {
@@ -113,7 +116,7 @@ pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stat
     let in_flight = Arc::new(Semaphore::new(512));
     let stats = Arc::new(Mutex::new(Stats::default()));
     let runtime = tokio::runtime::Handle::current();
-    let warmup = rate;
+    let warmup = rate * WARMUP.as_secs();
     let start = Instant::now() + Duration::from_millis(100);
     let total = warmup + rate * duration.as_secs();
     let pacer = {
@@ -144,6 +147,6 @@ pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stat
         let _ = t.await;
     }
     let mut out = std::mem::take(&mut *stats.lock().expect("stats"));
-    out.elapsed = (start + Duration::from_secs(1)).elapsed();
+    out.elapsed = (start + WARMUP).elapsed();
     out
 }

@@ -124,7 +124,8 @@ pub(crate) async fn open_loop_alone(rate: u64, secs: u64) -> Result<(), String> 
     Ok(())
 }
 
-/// One line per open-loop run; `cpu_before` is the server's CPU time when the run began.
+/// One line per open-loop run; `cpu_before` is the CPU time of the server and of this
+/// process (the generator) when the run began.
 fn report(label: &str, mut stats: Stats, server: &Server, cpu_before: Option<(f64, f64)>) {
     let after = server.cpu_secs().zip(cpu_secs("self"));
     let (cpu, own) = after.zip(cpu_before).map_or((0.0, 0.0), |((s1, g1), (s0, g0))| (s1 - s0, g1 - g0));

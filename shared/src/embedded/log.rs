@@ -200,8 +200,6 @@ fn partitions(conn: &Connection, queue: QueueId) -> StoreResult<Vec<PartitionInf
 /// Most records one trimming write removes.
 const TRIM_CHUNK: usize = 200;
 
-/// Removes up to [`TRIM_CHUNK`] of each partition's oldest records published before `before`.
-/// Records of a partition are in publish order, so the scan stops at the first young one.
 /// Whether a partition's oldest record was published before `before`.
 fn oldest_before(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreResult<bool> {
     conn.prepare_cached(
@@ -213,6 +211,8 @@ fn oldest_before(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreR
     .map_err(backend)
 }
 
+/// Removes up to [`TRIM_CHUNK`] of each partition's oldest records published before `before`.
+/// Records of a partition are in publish order, so the scan stops at the first young one.
 fn trim_oldest(conn: &Connection, queue: QueueId, before: Timestamp) -> StoreResult<u64> {
     let partitions: Vec<u32> = conn
         .prepare_cached("SELECT partition FROM partitions WHERE queue_id = ?1")
