@@ -2,7 +2,7 @@
 //! baseline measured in the same run, and the crash-recovery fault check.
 //!
 //! ```text
-//! mq-bench bench [--quick]    figures for BENCHMARKS.md
+//! mq-bench bench [--quick] [--rounds N]    figures for BENCHMARKS.md
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
 //! mq-bench push              10,000 messages to 3 subscriptions, a fifth of first attempts failing
@@ -23,14 +23,20 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
     let result = match args.first().map(String::as_str) {
         Some("baseline-server") => runtime.block_on(baseline::serve()),
-        Some("bench") => runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"))),
+        Some("bench") => {
+            let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)?.parse().ok());
+            runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"), rounds))
+        }
         Some("fault-check") => runtime.block_on(fault::run()),
         Some("push") => runtime.block_on(push::run()),
         Some("open-loop") => {
             let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
             runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10)))
         }
-        _ => Err("usage: mq-bench bench [--quick] | open-loop RATE SECS | push | fault-check | baseline-server".into()),
+        _ => Err(
+            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | push | fault-check | baseline-server"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,12 +38,14 @@ impl Figure {
     }
 }
 
-pub(crate) async fn run(quick: bool) -> Result<(), String> {
-    let plan = if quick {
+/// `rounds` overrides the number of repetitions (3, or 1 with `quick`).
+pub(crate) async fn run(quick: bool, rounds: Option<usize>) -> Result<(), String> {
+    let mut plan = if quick {
         Plan { repeats: 1, duration: Duration::from_secs(2), open_loop_rate: 10_000, open_loop_secs: 5 }
     } else {
         Plan { repeats: 3, duration: Duration::from_secs(5), open_loop_rate: 10_000, open_loop_secs: 60 }
     };
+    plan.repeats = rounds.unwrap_or(plan.repeats);
     let mut figures: Vec<(String, Figure)> = Vec::new();
     let mut put = |name: String, value: f64| match figures.iter_mut().find(|(n, _)| *n == name) {
         Some((_, f)) => f.values.push(value),
@@ -74,12 +76,15 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     let mut out = Vec::new();
     tokio::time::sleep(Duration::from_millis(500)).await;
     out.push(("RSS idle, MB".to_owned(), mb(server.rss())));
+    eprintln!("server pid {}", server.pid());
     for conns in [1, 16, 64] {
+        eprintln!("publish, {conns} connections");
         let mut stats = closed_loop(conns, plan.duration, publish_step(&base, "bench.publish")).await;
         check(&stats, "publish")?;
         out.push((format!("publish 1 KB, {conns} connections"), stats.steps_per_sec()));
         out.push((format!("publish 1 KB, {conns} connections, p99 ms"), stats.latency_ms(0.99)));
     }
+    eprintln!("batch publish");
     let stats = closed_loop(16, plan.duration, batch_step(&base, "bench.batch")).await;
     check(&stats, "batch publish")?;
     out.push(("batch publish 100 × 1 KB, 16 connections, msg/s".to_owned(), stats.messages_per_sec()));
@@ -88,6 +93,7 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
         // Enough that the consumers never run dry: a drained queue would cap the figure.
         let prefilled = 60_000 * plan.duration.as_secs() as usize;
         prefill(&base, &topic, prefilled).await?;
+        eprintln!("consume+ack, max_messages {max}, batch acknowledge {batch_ack}");
         let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max, batch_ack)).await;
         check(&stats, "consume+ack")?;
         if stats.messages as usize >= prefilled {
@@ -96,6 +102,7 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
         let acks = if batch_ack { "one acknowledge per batch" } else { "one acknowledge per message" };
         out.push((format!("consume+ack, max_messages {max}, {acks}, 4 consumers, msg/s"), stats.messages_per_sec()));
     }
+    eprintln!("open loop");
     let mut stats =
         open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(&base, "bench.open"))
             .await;

@@ -57,16 +57,21 @@ impl Server {
         Ok(Self { child, base: format!("http://{addr}") })
     }
 
+    /// The process id, for attaching a profiler.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory of the process, in bytes.
     pub(crate) fn rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
     }
 
     /// CPU time the process has used (user and system), in seconds.
     pub(crate) fn cpu_secs(&self) -> Option<f64> {
-        cpu_secs(&self.child.id().to_string())
+        cpu_secs(&self.pid().to_string())
     }
 
     /// SIGKILL, as a crash would.
