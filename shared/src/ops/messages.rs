@@ -92,7 +92,7 @@ impl Service {
     pub async fn message(&self, caller: &Principal, id_text: &str) -> Result<MessageView> {
         let not_found = || Error::MessageNotFound { message_id: id_text.to_owned() };
         let id = MessageId::parse(id_text).ok_or_else(not_found)?;
-        let queue = self.meta.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
+        let queue = self.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
         super::check_access(caller, &queue)?;
         let record = self.log.read(id).await?.ok_or_else(not_found)?;
         let deliveries = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;

@@ -36,7 +36,7 @@ use crate::{
     domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
     metrics::Metrics,
-    ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueSettings},
+    ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueId, QueueSettings},
 };
 use queue_cache::QueueCache;
 use wakeups::Wakeups;
@@ -143,7 +143,24 @@ impl Service {
     }
 
     async fn existing_queue(&self, name: &QueueName) -> Result<Queue> {
-        self.meta.queue(name).await?.ok_or_else(|| Error::QueueNotFound { queue: name.to_string() })
+        if let Some(queue) = self.queues.get(name) {
+            return Ok(queue);
+        }
+        let queue = self.meta.queue(name).await?.ok_or_else(|| Error::QueueNotFound { queue: name.to_string() })?;
+        self.queues.put(&queue);
+        Ok(queue)
+    }
+
+    /// The queue with that id, if it exists (cached like lookups by name).
+    async fn queue_by_id(&self, id: QueueId) -> Result<Option<Queue>> {
+        if let Some(queue) = self.queues.get_by_id(id) {
+            return Ok(Some(queue));
+        }
+        let queue = self.meta.queue_by_id(id).await?;
+        if let Some(q) = &queue {
+            self.queues.put(q);
+        }
+        Ok(queue)
     }
 }
 

@@ -130,6 +130,8 @@ impl Service {
                 (queue, true)
             }
         };
+        // Replaces whatever a concurrent lookup cached between the eviction above and the write.
+        self.queues.put(&queue);
         Ok((self.status_of(queue).await?, created))
     }
 
@@ -174,7 +176,9 @@ impl Service {
         let queue = self.existing_queue(name).await?;
         check_access(caller, &queue)?;
         self.queues.evict(name);
-        if !self.meta.delete_queue(queue.id).await? {
+        let deleted = self.meta.delete_queue(queue.id).await?;
+        self.queues.evict(name);
+        if !deleted {
             return Err(Error::QueueNotFound { queue: name.to_string() });
         }
         self.log.delete_log(queue.id).await?;

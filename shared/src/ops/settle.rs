@@ -74,7 +74,7 @@ impl Service {
     pub async fn settle(&self, caller: &Principal, cmd: SettleCommand) -> Result<Settled> {
         let not_found = || Error::MessageNotFound { message_id: cmd.message_id.clone() };
         let id = MessageId::parse(&cmd.message_id).ok_or_else(not_found)?;
-        let queue = self.meta.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
+        let queue = self.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
         if cmd.queue.as_ref().is_some_and(|q| q != &queue.name) {
             return Err(not_found());
         }
