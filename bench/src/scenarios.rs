@@ -34,7 +34,7 @@ impl Figure {
     fn spread(&self) -> String {
         let min = self.values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.values.iter().copied().fold(0.0, f64::max);
-        format!("{min:.0}–{max:.0}")
+        format!("{}–{}", figure(min), figure(max))
     }
 }
 
@@ -280,7 +280,11 @@ fn print_table(figures: &[(String, Figure)]) {
             (true, Some(b)) if b > 0.0 => format!("{:.2}x", f.median() / b),
             _ => String::new(),
         };
-        let median = if f.median() < 100.0 { format!("{:.2}", f.median()) } else { format!("{:.0}", f.median()) };
-        println!("| {name} | {median} | {} | {ratio} |", f.spread());
+        println!("| {name} | {} | {} | {ratio} |", figure(f.median()), f.spread());
     }
+}
+
+/// Small figures (milliseconds, megabytes) with two decimals, rates as whole numbers.
+fn figure(value: f64) -> String {
+    if value < 100.0 { format!("{value:.2}") } else { format!("{value:.0}") }
 }
