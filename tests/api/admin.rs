@@ -68,10 +68,19 @@ async fn delete_removes_the_queue_its_messages_and_subscriptions() {
     server
         .post("/message-queue/subscribe", json!({"queue": "doomed", "callback_url": "https://example.com/hook"}))
         .await;
+    // Consuming leaves the queue in the server's queue cache; deleting must not leave it usable.
+    let consume = json!({"topic": "doomed", "group_id": "g", "consumer_id": "c"});
+    let (status, body) = server.post("/api/v1/messages/consume", consume.clone()).await;
+    assert_eq!((status, body["messages"][0]["message_id"].as_str()), (StatusCode::OK, Some(id.as_str())), "{body}");
     let (status, _) = server.call(Method::DELETE, "/message-queue/queues/doomed", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = server.get("/message-queue/queues/doomed").await;
     assert_error(status, &body, 404, "queue_not_found");
+    let (status, body) = server.post("/api/v1/messages/consume", consume).await;
+    assert_error(status, &body, 404, "topic_not_found");
+    let ack = json!({"message_id": id, "topic": "doomed", "success": true, "group_id": "g"});
+    let (status, body) = server.post("/api/v1/messages/acknowledge", ack).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body) = server.get(&format!("/message-queue/messages/{id}")).await;
     assert_error(status, &body, 404, "message_not_found");
     // A queue made again under the same name starts empty; old ids stay unknown.
