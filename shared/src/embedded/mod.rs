@@ -76,8 +76,8 @@ impl SqliteStore {
         // Checkpoints run on their own thread; commits wait only for the rare restart.
         // A WAL that grew under a burst is cut back to 256 MiB once it starts over. The limit is
         // above the size at which it starts over, so under steady load the file keeps its blocks
-        // and commits overwrite them: no truncation (and discard of the freed blocks), no
-        // growth that makes each fdatasync a journal commit.
+        // and commits overwrite them, instead of a truncation (freeing blocks) and regrowth
+        // (allocating them again) at every restart.
         conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=268435456").map_err(backend)?;
         let checkpointed = Arc::new(AtomicBool::new(false));
         let writer = Writer::spawn(conn, Arc::clone(&checkpointed))?;
