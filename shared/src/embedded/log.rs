@@ -82,9 +82,10 @@ impl MessageLog for SqliteStore {
             }
         }
         if let Some(max) = max_bytes {
+            // Publishes since the read only add to the excess; the next pass removes the rest.
             let total = self.reading(move |conn| log_bytes(conn, queue)).await?;
             if total > max {
-                removed += self.writing(move |conn| trim_to_size(conn, queue, max)).await? as u64;
+                removed += self.writing(move |conn| trim_oldest_bytes(conn, queue, total - max)).await? as u64;
             }
         }
         Ok(removed)
@@ -249,12 +250,8 @@ fn log_bytes(conn: &Connection, queue: QueueId) -> StoreResult<u64> {
         .map_err(backend)
 }
 
-fn trim_to_size(conn: &Connection, queue: QueueId, max_bytes: u64) -> StoreResult<usize> {
-    let total = log_bytes(conn, queue)?;
-    if total <= max_bytes {
-        return Ok(0);
-    }
-    // Oldest first across partitions, until the excess is gone.
+/// Removes the oldest records across partitions until `excess` bytes of content are gone.
+fn trim_oldest_bytes(conn: &Connection, queue: QueueId, excess: u64) -> StoreResult<usize> {
     conn.execute(
         "DELETE FROM records WHERE rowid IN (
             SELECT rowid FROM (
@@ -264,7 +261,7 @@ fn trim_to_size(conn: &Connection, queue: QueueId, max_bytes: u64) -> StoreResul
                 FROM records WHERE queue_id = ?1
             ) WHERE before_this < ?2
         )",
-        params![queue, total - max_bytes],
+        params![queue, excess],
     )
     .map_err(backend)
 }

@@ -37,7 +37,7 @@ impl Service {
             self.meta.subscriptions(None).await?.into_iter().filter(|s| s.status == "active").collect();
         self.wakeups.set_subscribed(active.iter().map(|s| s.queue_id).collect());
         for sub in active {
-            let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? else { continue };
+            let Some(queue) = self.queue_by_id(sub.queue_id).await? else { continue };
             started += self.dispatch_subscription(client, &queue, sub).await?;
         }
         Ok(started)

@@ -121,37 +121,41 @@ impl Service {
 
     /// The queue of that name, created with defaults when missing and `create` allows it.
     async fn resolve_queue(&self, caller: &Principal, name: &QueueName, create: bool) -> Result<Queue> {
-        if let Some(queue) = self.queues.get(name) {
-            check_access(caller, &queue)?;
-            return Ok(queue);
-        }
-        let queue = match self.meta.queue(name).await? {
+        let queue = match self.cached_queue(name).await? {
             Some(q) => q,
             None if create && self.config.auto_create_queues => {
-                match self.meta.create_queue(name, &self.default_settings(), None).await {
+                let queue = match self.meta.create_queue(name, &self.default_settings(), None).await {
                     Ok(q) => q,
                     // Another request made it first.
                     Err(StoreError::Conflict(_)) => self.existing_queue(name).await?,
                     Err(e) => return Err(e.into()),
-                }
+                };
+                self.queues.put(&queue);
+                queue
             }
             None => return Err(Error::QueueNotFound { queue: name.to_string() }),
         };
-        self.queues.put(&queue);
         check_access(caller, &queue)?;
         Ok(queue)
     }
 
     async fn existing_queue(&self, name: &QueueName) -> Result<Queue> {
+        self.cached_queue(name).await?.ok_or_else(|| Error::QueueNotFound { queue: name.to_string() })
+    }
+
+    /// The queue of that name, if it exists, from the [`QueueCache`] when it holds it.
+    async fn cached_queue(&self, name: &QueueName) -> Result<Option<Queue>> {
         if let Some(queue) = self.queues.get(name) {
-            return Ok(queue);
+            return Ok(Some(queue));
         }
-        let queue = self.meta.queue(name).await?.ok_or_else(|| Error::QueueNotFound { queue: name.to_string() })?;
-        self.queues.put(&queue);
+        let queue = self.meta.queue(name).await?;
+        if let Some(q) = &queue {
+            self.queues.put(q);
+        }
         Ok(queue)
     }
 
-    /// The queue with that id, if it exists (cached like lookups by name).
+    /// The queue with that id, if it exists, from the [`QueueCache`] when it holds it.
     async fn queue_by_id(&self, id: QueueId) -> Result<Option<Queue>> {
         if let Some(queue) = self.queues.get_by_id(id) {
             return Ok(Some(queue));

@@ -1,7 +1,6 @@
-//! A short-lived cache of queue records, so the publish, consume and settle
-//! paths read no metadata for a queue seen within the last second. Changes
-//! made by this process evict at once; changes made by another process are
-//! seen within [`TTL`].
+//! A short-lived cache of queue records, so requests read no metadata for a
+//! queue seen within the last second. Changes made by this process evict at
+//! once; changes made by another process are seen within [`TTL`].
 
 use std::{
     collections::HashMap,

@@ -175,7 +175,6 @@ impl Service {
     pub async fn delete_queue(&self, caller: &Principal, name: &QueueName) -> Result<()> {
         let queue = self.existing_queue(name).await?;
         check_access(caller, &queue)?;
-        self.queues.evict(name);
         let deleted = self.meta.delete_queue(queue.id).await?;
         self.queues.evict(name);
         if !deleted {

@@ -116,7 +116,7 @@ impl Service {
             .subscription(id)
             .await?
             .ok_or_else(|| Error::SubscriptionNotFound { subscription_id: id.to_owned() })?;
-        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await? {
+        if let Some(queue) = self.queue_by_id(sub.queue_id).await? {
             super::check_access(caller, &queue)?;
         }
         Ok(sub)
@@ -142,7 +142,7 @@ impl Service {
             return Err(Error::SubscriptionNotFound { subscription_id: id.to_owned() });
         }
         self.delivery.forget_group(sub.queue_id, &GroupRef::Subscription(sub.id.clone())).await?;
-        if let Some(queue) = self.meta.queue_by_id(sub.queue_id).await?
+        if let Some(queue) = self.queue_by_id(sub.queue_id).await?
             && queue.settings.auto_delete
             && self.meta.subscriptions(Some(queue.id)).await?.is_empty()
         {
