@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod callbacks;
 mod consume;
 mod consuming;
 mod durability;

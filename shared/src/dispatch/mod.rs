@@ -1,17 +1,25 @@
 //! Push delivery: one HTTP POST per message to a subscription's callback,
-//! signed per Standard Webhooks, through a client whose name resolution checks
-//! every address against the callback policy and connects only to those.
+//! signed per Standard Webhooks, through a client whose connector applies the
+//! callback policy to every address it opens a socket to.
 
+pub mod connect;
 pub mod signature;
 
 use std::{sync::Arc, time::Duration};
 
+use axum::http::{HeaderName, HeaderValue, Method, Request};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
 use crate::{
-    callback::{AddressPolicy, literal_address, resolve_checked},
+    callback::{AddressPolicy, Resolve},
     domain::{MessageId, Timestamp},
     ops::CallbackUrl,
     ports::{Content, Record, Subscription},
 };
+use connect::CheckedConnector;
 
 /// What one delivery attempt saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,59 +38,52 @@ impl Attempt {
     }
 }
 
-/// The HTTP client for callbacks: no redirects, a timeout, and checked name resolution.
-pub fn client(policy: AddressPolicy, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .timeout(timeout)
-        .dns_resolver(Arc::new(CheckedResolver { policy }))
-        .build()
-        .expect("the callback client builds")
+/// The HTTP client for callbacks: HTTP/1.1 over the checked connector (TLS for
+/// `https`), a timeout per attempt, redirects never followed, no proxy.
+#[derive(Debug, Clone)]
+pub struct Callbacks {
+    client: Client<HttpsConnector<CheckedConnector>, Full<Bytes>>,
+    timeout: Duration,
 }
 
-#[derive(Debug)]
-struct CheckedResolver {
-    policy: AddressPolicy,
-}
-
-impl reqwest::dns::Resolve for CheckedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let addrs = resolve_checked(&policy, name.as_str()).await?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
+impl Callbacks {
+    pub fn new(policy: AddressPolicy, resolver: Arc<dyn Resolve>, timeout: Duration) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(CheckedConnector::new(policy, resolver));
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
+        Self { client, timeout }
     }
-}
 
-/// POSTs one message to a subscription's callback.
-pub async fn deliver(
-    client: &reqwest::Client,
-    policy: &AddressPolicy,
-    sub: &Subscription,
-    id: MessageId,
-    record: &Record,
-    attempt: u32,
-) -> Attempt {
-    let started = std::time::Instant::now();
-    let refused =
-        |error: String| Attempt { status: None, latency: started.elapsed(), error: Some(error), retry_after: None };
-    let url = match CallbackUrl::parse(&sub.callback_url) {
-        Ok(url) => url,
-        Err(e) => return refused(format!("callback_url {e}")),
-    };
-    // Names are checked by the client's resolver; literal addresses never reach it.
-    let (host, _) = url.host_and_port();
-    match literal_address(&host) {
-        Ok(Some(ip)) => {
-            if let Err(e) = policy.check_ip(ip) {
-                return refused(e);
+    /// POSTs one message to a subscription's callback.
+    pub async fn deliver(&self, sub: &Subscription, id: MessageId, record: &Record, attempt: u32) -> Attempt {
+        let started = std::time::Instant::now();
+        let failed =
+            |error: String| Attempt { status: None, latency: started.elapsed(), error: Some(error), retry_after: None };
+        let request = match request(sub, id, record, attempt) {
+            Ok(request) => request,
+            Err(e) => return failed(e),
+        };
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let retry_after = matches!(status, 429 | 503)
+                    .then(|| resp.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok())
+                    .flatten()
+                    .map(Duration::from_secs);
+                Attempt { status: Some(status), latency: started.elapsed(), error: None, retry_after }
             }
+            Ok(Err(e)) => failed(innermost(&e)),
+            Err(_) => failed("timed out".to_owned()),
         }
-        Ok(None) => {}
-        Err(e) => return refused(e),
     }
+}
+
+/// The signed request of one delivery attempt.
+fn request(sub: &Subscription, id: MessageId, record: &Record, attempt: u32) -> Result<Request<Full<Bytes>>, String> {
+    let url = CallbackUrl::parse(&sub.callback_url).map_err(|e| format!("callback_url {e}"))?;
     let body = record.content.as_text().to_owned();
     let id_text = id.to_string();
     let timestamp = Timestamp::now().0 / 1000;
@@ -90,45 +91,38 @@ pub async fn deliver(
         Content::Json(_) => "application/json",
         Content::Text(_) => "text/plain; charset=utf-8",
     };
-    let mut request = client
-        .post(url.as_str())
-        .header("content-type", content_type)
-        .header("webhook-id", &id_text)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature::sign(&sub.secret, &id_text, timestamp, body.as_bytes()))
-        .header("x-message-id", &id_text)
-        .header("x-queue", sub.queue.as_str())
-        .header("x-subscription-id", &sub.id)
-        .header("x-delivery-attempt", attempt.to_string())
-        .header("x-published-at", record.published_at.to_rfc3339());
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), content_type.into()),
+        ("webhook-id".into(), id_text.clone()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), signature::sign(&sub.secret, &id_text, timestamp, body.as_bytes())),
+        ("x-message-id".into(), id_text.clone()),
+        ("x-queue".into(), sub.queue.to_string()),
+        ("x-subscription-id".into(), sub.id.clone()),
+        ("x-delivery-attempt".into(), attempt.to_string()),
+        ("x-published-at".into(), record.published_at.to_rfc3339()),
+    ];
     if let Some(key) = &record.routing_key {
-        request = request.header("x-routing-key", key);
+        headers.push(("x-routing-key".into(), key.clone()));
     }
     if !record.headers.is_empty() {
-        request = request.header("x-message-headers", serde_json::Value::Object(record.headers.clone()).to_string());
+        headers.push(("x-message-headers".into(), serde_json::Value::Object(record.headers.clone()).to_string()));
     }
-    for (name, value) in &sub.headers {
-        request = request.header(name, value);
+    headers.extend(sub.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut builder = Request::builder().method(Method::POST).uri(url.as_str()).header("user-agent", USER_AGENT);
+    for (name, value) in headers {
+        let name = HeaderName::try_from(name).map_err(|e| format!("header name: {e}"))?;
+        let value = HeaderValue::try_from(value).map_err(|e| format!("header {name}: {e}"))?;
+        builder = builder.header(name, value);
     }
-    match request.body(body).send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let retry_after = matches!(status, 429 | 503)
-                .then(|| resp.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok())
-                .flatten()
-                .map(Duration::from_secs);
-            Attempt { status: Some(status), latency: started.elapsed(), error: None, retry_after }
-        }
-        Err(e) => {
-            let error = if e.is_timeout() { "timed out".to_owned() } else { without_url(&e) };
-            refused(error)
-        }
-    }
+    builder.body(Full::new(Bytes::from(body))).map_err(|e| format!("callback request: {e}"))
 }
 
-/// A transport error's text, without the URL (which may carry a token in its query).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
+const USER_AGENT: &str = concat!("message-queue/", env!("CARGO_PKG_VERSION"));
+
+/// The innermost cause of a transport error: the URL (which may carry a token) is never in it.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut last = String::from("connection failed");
     while let Some(err) = source {
         last = err.to_string();
@@ -145,15 +139,4 @@ pub fn backoff(retry_delay_ms: u64, multiplier: f64, retry: u32, jitter: f64) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_multiplies_from_the_first_delay() {
-        assert_eq!(backoff(1000, 2.0, 1, 0.0), Duration::from_millis(1000));
-        assert_eq!(backoff(1000, 2.0, 2, 0.0), Duration::from_millis(2000));
-        assert_eq!(backoff(1000, 2.0, 3, 0.0), Duration::from_millis(4000));
-        assert_eq!(backoff(1000, 2.0, 3, 1.0), Duration::from_millis(4400));
-        assert_eq!(backoff(0, 2.0, 5, 0.5), Duration::ZERO);
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Service, dead_letter::Unsuccessful};
 use crate::{
-    dispatch::{self, Attempt},
+    dispatch::{self, Attempt, Callbacks},
     domain::{MessageId, Timestamp},
     error::Result,
     ports::{
@@ -31,19 +31,19 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 impl Service {
     /// One pass over every active subscription; starts deliveries and answers how many.
-    pub async fn dispatch_pass(&self, client: &reqwest::Client) -> Result<usize> {
+    pub async fn dispatch_pass(&self, callbacks: &Callbacks) -> Result<usize> {
         let mut started = 0;
         let active: Vec<Subscription> =
             self.meta.subscriptions(None).await?.into_iter().filter(|s| s.status == "active").collect();
         self.wakeups.set_subscribed(active.iter().map(|s| s.queue_id).collect());
         for sub in active {
             let Some(queue) = self.queue_by_id(sub.queue_id).await? else { continue };
-            started += self.dispatch_subscription(client, &queue, sub).await?;
+            started += self.dispatch_subscription(callbacks, &queue, sub).await?;
         }
         Ok(started)
     }
 
-    async fn dispatch_subscription(&self, client: &reqwest::Client, queue: &Queue, sub: Subscription) -> Result<usize> {
+    async fn dispatch_subscription(&self, callbacks: &Callbacks, queue: &Queue, sub: Subscription) -> Result<usize> {
         let group = GroupRef::Subscription(sub.id.clone());
         let in_flight = self.delivery.leased_by(queue.id, &group, DISPATCHER, self.now()).await?;
         let room = u64::from(sub.prefetch_count).saturating_sub(in_flight);
@@ -56,21 +56,21 @@ impl Service {
         let batch = self.take_next(queue, &sub, partitions, u32::try_from(room).unwrap_or(u32::MAX)).await?;
         let started = batch.len();
         for first in batch {
-            let (service, client, queue, sub) = (self.clone(), client.clone(), queue.clone(), sub.clone());
-            tokio::spawn(async move { service.work_partition(&client, &queue, &sub, first).await });
+            let (service, callbacks, queue, sub) = (self.clone(), callbacks.clone(), queue.clone(), sub.clone());
+            tokio::spawn(async move { service.work_partition(&callbacks, &queue, &sub, first).await });
         }
         Ok(started)
     }
 
     /// Delivers one partition's messages in order, for as long as deliveries succeed.
-    async fn work_partition(&self, client: &reqwest::Client, queue: &Queue, sub: &Subscription, first: Next) {
+    async fn work_partition(&self, callbacks: &Callbacks, queue: &Queue, sub: &Subscription, first: Next) {
         let mut next = Some(first);
         while let Some((id, record, lease)) = next.take() {
             if !self.still_active(sub).await {
                 // Paused or deleted meanwhile: the lease lapses and a later pass resumes.
                 break;
             }
-            let outcome = match self.deliver_one(client, queue, sub, id, &record, lease).await {
+            let outcome = match self.deliver_one(callbacks, queue, sub, id, &record, lease).await {
                 Ok(Some(retry_at)) => {
                     // The partition waits for this retry anyway (order); wait here rather than for
                     // the next pass. The retry is in the store, so a restart resumes it.
@@ -158,7 +158,7 @@ impl Service {
     /// Delivers one message and settles it; answers when its retry is due, if one was scheduled.
     async fn deliver_one(
         &self,
-        client: &reqwest::Client,
+        callbacks: &Callbacks,
         queue: &Queue,
         sub: &Subscription,
         id: MessageId,
@@ -166,8 +166,7 @@ impl Service {
         lease: Lease,
     ) -> Result<Option<Timestamp>> {
         let group = GroupRef::Subscription(sub.id.clone());
-        let attempt =
-            dispatch::deliver(client, &self.config.callback_policy, sub, id, record, lease.delivery_count).await;
+        let attempt = callbacks.deliver(sub, id, record, lease.delivery_count).await;
         tracing::debug!(subscription = %sub.id, message = %id, status = ?attempt.status, "delivery attempt");
         let record_of = AttemptRecord {
             queue: queue.id,
@@ -266,13 +265,13 @@ fn failure(a: &Attempt) -> String {
 /// Runs dispatch passes until the process ends: at once after a publish, else every 100 ms.
 pub async fn run_dispatcher(service: Service) {
     let timeout = Duration::from_millis(service.config.callback_timeout_ms);
-    let client = dispatch::client(service.config.callback_policy.clone(), timeout);
+    let callbacks = Callbacks::new(service.config.callback_policy.clone(), service.resolver.clone(), timeout);
     let published = service.wakeups.any();
     loop {
         let woken = published.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if let Err(e) = service.dispatch_pass(&client).await {
+        if let Err(e) = service.dispatch_pass(&callbacks).await {
             tracing::warn!("dispatch pass failed: {e}");
         }
         tokio::select! {

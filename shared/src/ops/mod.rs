@@ -31,6 +31,7 @@ pub use subscriptions::{CallbackUrl, NewSubscription};
 
 use crate::{
     auth::Principal,
+    callback::{Resolve, SystemResolver},
     clock::{Clock, SystemClock},
     config::Config,
     domain::{QueueName, Timestamp},
@@ -52,6 +53,8 @@ pub struct Service {
     meta: Arc<dyn MetadataStore>,
     delivery: Arc<dyn DeliveryStore>,
     clock: Arc<dyn Clock>,
+    /// Resolves callback hosts, at subscribe time and at delivery.
+    resolver: Arc<dyn Resolve>,
     pub metrics: Arc<Metrics>,
     wakeups: Arc<Wakeups>,
     queues: Arc<QueueCache>,
@@ -87,6 +90,7 @@ impl Service {
             meta: backends.meta,
             delivery: backends.delivery,
             clock: Arc::new(SystemClock),
+            resolver: Arc::new(SystemResolver),
             metrics: Arc::default(),
             wakeups: Arc::default(),
             queues: Arc::default(),
@@ -98,6 +102,12 @@ impl Service {
     /// The same service reading time from `clock`.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same service resolving callback hosts through `resolver`.
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
+        self.resolver = resolver;
         self
     }
 

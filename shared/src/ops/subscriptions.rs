@@ -70,7 +70,11 @@ impl Service {
     /// Stores a subscription; the queue (and dead-letter queue) follow the auto-create rule.
     pub async fn subscribe(&self, caller: &Principal, new: NewSubscription) -> Result<Subscription> {
         let (host, port) = new.callback_url.host_and_port();
-        self.config.callback_policy.check_host(&host, port).await.map_err(|e| Error::invalid("callback_url", e))?;
+        self.config
+            .callback_policy
+            .check_host(&*self.resolver, &host, port)
+            .await
+            .map_err(|e| Error::invalid("callback_url", e))?;
         let queue = self.resolve_queue(caller, &new.queue, true).await?;
         if let Some(dlq) = &new.dead_letter_queue {
             self.resolve_queue(caller, dlq, true).await?;
