@@ -5,6 +5,7 @@
 //! mq-bench bench [--quick] [--rounds N]    figures for BENCHMARKS.md
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
+//! mq-bench lookup N SECS     messages read by id after one group consumed N; with the baseline
 //! mq-bench push              10,000 messages to 3 subscriptions, a fifth of first attempts failing
 //! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
 //! ```
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+    let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let result = match args.first().map(String::as_str) {
         Some("baseline-server") => runtime.block_on(baseline::serve()),
         Some("bench") => {
@@ -28,13 +30,12 @@ fn main() -> ExitCode {
             runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"), rounds))
         }
         Some("fault-check") => runtime.block_on(fault::run()),
+        Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
         Some("push") => runtime.block_on(push::run()),
-        Some("open-loop") => {
-            let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-            runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10)))
-        }
+        Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | push | fault-check | baseline-server"
+            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | lookup N SECS | push | fault-check \
+             | baseline-server"
                 .into(),
         ),
     };

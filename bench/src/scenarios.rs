@@ -102,6 +102,12 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
         let acks = if batch_ack { "one acknowledge per batch" } else { "one acknowledge per message" };
         out.push((format!("consume+ack, max_messages {max}, {acks}, 4 consumers, msg/s"), stats.messages_per_sec()));
     }
+    let history = if plan.repeats == 1 && plan.duration.as_secs() < 5 { 20_000 } else { 60_000 };
+    eprintln!("message by id, after one group consumed {history} messages");
+    let ids = Arc::new(consumed_history(&base, "bench.history", history).await?);
+    let stats = closed_loop(16, plan.duration, message_step(&base, ids)).await;
+    check(&stats, "message by id")?;
+    out.push((format!("message by id, {history} consumed before, 16 connections"), stats.steps_per_sec()));
     eprintln!("open loop");
     let mut stats =
         open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(&base, "bench.open"))
@@ -114,6 +120,26 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     out.push((format!("{label}: achieved msg/s"), stats.messages_per_sec()));
     out.push(("RSS after the open-loop run, MB".to_owned(), mb(server.rss())));
     Ok(out)
+}
+
+/// The message-by-id scenario alone, with the baseline at 16 connections: for comparing builds.
+pub(crate) async fn lookup_alone(history: usize, secs: u64) -> Result<(), String> {
+    let baseline = Server::baseline()?;
+    let stats = closed_loop(16, Duration::from_secs(secs), baseline_step(&baseline.base)).await;
+    println!("baseline, 16 connections: {:.0}/s", stats.steps_per_sec());
+    drop(baseline);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::service(dir.path())?;
+    let ids = Arc::new(consumed_history(&server.base, "bench.history", history).await?);
+    let mut stats = closed_loop(16, Duration::from_secs(secs), message_step(&server.base, ids)).await;
+    check(&stats, "message by id")?;
+    println!(
+        "message by id, {history} consumed before, 16 connections: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        stats.steps_per_sec(),
+        stats.latency_ms(0.5),
+        stats.latency_ms(0.99)
+    );
+    Ok(())
 }
 
 /// The open-loop scenario alone, against the baseline and then a fresh server: for profiling.
@@ -237,6 +263,42 @@ fn consume_ack_step(base: &str, topic: &str, max: u32, batch_ack: bool) -> Step 
             Ok(messages.len() as u64)
         })
     })
+}
+
+/// `GET /message-queue/messages/{id}`, going round the ids.
+fn message_step(base: &str, ids: Arc<Vec<String>>) -> Step {
+    let base = base.to_owned();
+    let auth = format!("Bearer {}", token());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Arc::new(move |client: reqwest::Client| {
+        let i = next.fetch_add(7919, std::sync::atomic::Ordering::Relaxed) % ids.len();
+        let req = client.get(format!("{base}/message-queue/messages/{}", ids[i])).header("authorization", &auth);
+        Box::pin(expect(req, 200, 1))
+    })
+}
+
+/// Publishes `n` messages and has one group consume and acknowledge them all; answers their ids.
+async fn consumed_history(base: &str, topic: &str, n: usize) -> Result<Vec<String>, String> {
+    prefill(base, topic, n).await?;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let body = json!({"topic": topic, "group_id": "history", "consumer_id": "c", "max_messages": 100});
+        let got =
+            send(client.post(format!("{base}/api/v1/messages/consume")).bearer_auth(token()).json(&body), 200).await?;
+        let messages = got["messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            return Err(format!("{topic}: only {} of {n} messages consumed", ids.len()));
+        }
+        let items: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]}))
+            .collect();
+        let body = json!({"messages": items, "topic": topic, "success": true, "group_id": "history"});
+        send(client.post(format!("{base}/api/v1/messages/acknowledge")).bearer_auth(token()).json(&body), 200).await?;
+        ids.extend(messages.iter().filter_map(|m| m["message_id"].as_str().map(str::to_owned)));
+    }
+    Ok(ids)
 }
 
 /// Publishes `n` messages to a topic in batches of 1000.

@@ -34,11 +34,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn deliveries(&self, queue: QueueId, partition: u32, offset: u64) -> StoreResult<Vec<Delivery>> {
         self.reading_now(|conn| {
-            let sql = format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3 \
-                 ORDER BY grp"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut stmt = conn.prepare_cached(&deliveries_of_record()).map_err(backend)?;
             let rows = stmt.query_map(params![queue, partition, offset], delivery_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
@@ -213,12 +209,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn attempts(&self, queue: QueueId, partition: u32, offset: u64) -> StoreResult<Vec<AttemptRecord>> {
         self.reading_now(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT grp, at, status, latency_ms, error FROM attempts
-                     WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3 ORDER BY at, rowid",
-                )
-                .map_err(backend)?;
+            let mut stmt = conn.prepare_cached(ATTEMPTS_OF_RECORD).map_err(backend)?;
             let rows = stmt
                 .query_map(params![queue, partition, offset], |r| {
                     let key: String = r.get(0)?;
@@ -238,6 +229,19 @@ impl DeliveryStore for SqliteStore {
         })
     }
 }
+
+/// Every group's delivery of one record. Pinned to `deliveries_by_record`: left to itself, SQLite
+/// served `ORDER BY grp` from the primary key and read every delivery row of the queue.
+pub(super) fn deliveries_of_record() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries INDEXED BY deliveries_by_record
+         WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3 ORDER BY grp"
+    )
+}
+
+/// Every push attempt of one record, oldest first.
+pub(super) const ATTEMPTS_OF_RECORD: &str = "SELECT grp, at, status, latency_ms, error FROM attempts
+     INDEXED BY attempts_by_record WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3 ORDER BY at, rowid";
 
 fn record_attempt(conn: &Connection, a: &AttemptRecord) -> StoreResult<FailureRun> {
     let grp = a.group.key();

@@ -131,3 +131,31 @@ async fn the_wal_starts_over_under_a_steady_stream_of_writes() {
     let info = store.partitions(queue.id).await.unwrap();
     assert_eq!(info.iter().map(|p| p.end_offset).sum::<u64>(), written);
 }
+
+/// SQLite's plan for `sql`, one line per step.
+fn plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn lookups_by_message_use_their_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mq.sqlite3");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for (sql, index) in [
+        (
+            super::delivery::deliveries_of_record(),
+            "USING INDEX deliveries_by_record (queue_id=? AND partition=? AND offset=?)",
+        ),
+        (
+            super::delivery::ATTEMPTS_OF_RECORD.to_owned(),
+            "USING INDEX attempts_by_record (queue_id=? AND partition=? AND offset=?)",
+        ),
+    ] {
+        let steps = plan(&conn, &sql.replace("?1", "1").replace("?2", "0").replace("?3", "7"));
+        assert!(steps.iter().any(|s| s.contains(index)), "{sql}: {steps:?}");
+        assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{sql}: {steps:?}");
+    }
+}
