@@ -73,6 +73,9 @@ pub enum Error {
     /// 503: the storage backend cannot be reached or failed.
     #[error("Storage backend unavailable")]
     Unavailable { reason: String },
+    /// A request the HTTP framework refused before a handler saw it, with its status.
+    #[error("Request refused")]
+    Rejected { status: u16, reason: String },
     /// 500: a bug; the details are logged, not answered.
     #[error("Internal error")]
     Internal { reason: String },
@@ -105,6 +108,7 @@ impl Error {
             Self::UnsupportedMediaType { .. } => 415,
             Self::Internal { .. } => 500,
             Self::Unavailable { .. } => 503,
+            Self::Rejected { status, .. } => *status,
         }
     }
 
@@ -131,6 +135,19 @@ impl Error {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unavailable { .. } => "service_unavailable",
             Self::Internal { .. } => "internal_error",
+            Self::Rejected { status, .. } => match status {
+                404 => "not_found",
+                405 => "method_not_allowed",
+                408 => "request_timeout",
+                411 => "length_required",
+                413 => "payload_too_large",
+                414 => "uri_too_long",
+                415 => "unsupported_media_type",
+                431 => "headers_too_large",
+                503 => "service_unavailable",
+                500.. => "internal_error",
+                _ => "invalid_request",
+            },
         }
     }
 
@@ -141,7 +158,10 @@ impl Error {
             Self::InvalidRequest { field, issue } | Self::InvalidMessage { field, issue } => {
                 json!({"field": field, "issue": issue})
             }
-            Self::Unauthorized { reason, .. } | Self::Forbidden { reason } | Self::Conflict { reason } => {
+            Self::Unauthorized { reason, .. }
+            | Self::Forbidden { reason }
+            | Self::Conflict { reason }
+            | Self::Rejected { reason, .. } => {
                 json!({"reason": reason})
             }
             Self::Unavailable { .. } => json!({"reason": "the storage backend did not answer; retry later"}),

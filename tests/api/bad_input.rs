@@ -236,6 +236,45 @@ fn not_found_cases() -> Vec<Case> {
     cases
 }
 
+/// Refusals the framework makes before a handler runs: path segments that are not UTF-8
+/// once decoded, query strings of the wrong shape.
+fn rejection_cases() -> Vec<Case> {
+    let utf8 = |method: Method, path: &str, field: &str| {
+        let details = json!({"field": field, "issue": "not valid UTF-8"});
+        case(http(method, path, JSON, Some(json!({}).to_string())), 400, "invalid_request", details)
+    };
+    let mut cases = Vec::new();
+    for segment in ["%ff", "orders%fe%ff", "%c3%28", "%ed%a0%80"] {
+        let queue = format!("/message-queue/queues/{segment}");
+        let message = format!("/message-queue/messages/{segment}");
+        let subscription = format!("/message-queue/subscriptions/{segment}");
+        cases.extend([
+            utf8(Method::GET, &queue, "queue_name"),
+            utf8(Method::PUT, &queue, "queue_name"),
+            utf8(Method::DELETE, &queue, "queue_name"),
+            utf8(Method::GET, &format!("/api/v1/topics/{segment}"), "name"),
+            utf8(Method::GET, &message, "message_id"),
+            utf8(Method::POST, &format!("{message}/acknowledge"), "message_id"),
+            utf8(Method::POST, &format!("{message}/reject"), "message_id"),
+            utf8(Method::GET, &subscription, "subscription_id"),
+            utf8(Method::DELETE, &subscription, "subscription_id"),
+            utf8(Method::POST, &format!("{subscription}/pause"), "subscription_id"),
+            utf8(Method::POST, &format!("{subscription}/resume"), "subscription_id"),
+            utf8(Method::POST, &format!("{subscription}/secret"), "subscription_id"),
+        ]);
+    }
+    let query = |query: &str, field: &str, issue: &str| {
+        let path = format!("/message-queue/subscriptions?{query}");
+        case(http(Method::GET, &path, None, None), 400, "invalid_request", json!({"field": field, "issue": issue}))
+    };
+    cases.extend([
+        query("topic=orders", "topic", "is not a known field"),
+        query("queue=a&queue=b", "queue", "duplicate field"),
+        query("queue=%ff", "queue", "may hold only"),
+    ]);
+    cases
+}
+
 fn media_type_cases() -> Vec<Case> {
     let body = json!({"queue": Q, "message": 1}).to_string();
     let types =
@@ -382,6 +421,11 @@ async fn unknown_queues_topics_messages_routes_and_methods_are_404_or_405_naming
 }
 
 #[tokio::test]
+async fn framework_refusals_of_paths_and_queries_are_400_in_the_error_shape() {
+    expect_all(&TestServer::start().await, rejection_cases()).await;
+}
+
+#[tokio::test]
 async fn publishing_to_an_unknown_queue_with_auto_create_off_is_404_and_creates_nothing() {
     let server = TestServer::start_with(&[("MESSAGE_QUEUE_AUTO_CREATE", "false")]).await;
     expect_all(&server, auto_create_off_cases()).await;
@@ -418,6 +462,7 @@ async fn a_burst_of_every_bad_request_loses_or_changes_nothing_already_accepted(
     assert_eq!((&before[0]["message"], &before[1]["message"]), (&json!({"n": 1}), &json!("second")));
     let tables = [syntax_cases(), type_cases(), missing_and_empty_cases(), unknown_field_cases(), name_cases()];
     let more = [range_cases(), size_cases(), not_found_cases(), media_type_cases(), auto_create_off_cases()];
+    let more = more.into_iter().chain([rejection_cases()]);
     let mut burst = JoinSet::new();
     for case in tables.into_iter().chain(more).flatten() {
         let server = server.clone();

@@ -3,15 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Extension, Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{JsonBody, extract::parse_value, queue_api::parse_queue};
+use super::{JsonBody, extract::parse_value, params::Path, queue_api::parse_queue};
 use crate::{
     app::AppState,
     auth::Principal,

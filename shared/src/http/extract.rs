@@ -86,7 +86,7 @@ pub(super) fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Resu
 }
 
 /// Turns a serde data error into `invalid_request` (or `invalid_message` for the content fields).
-fn data_error(path: &str, issue: &str) -> Error {
+pub(super) fn data_error(path: &str, issue: &str) -> Error {
     // serde's path ends at the parent of a missing field, but at an unknown field itself.
     // serde names a missing or repeated field in its message, at its parent's path.
     let named = ["missing field `", "duplicate field `"]

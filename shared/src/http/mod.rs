@@ -7,6 +7,7 @@ mod consume;
 mod error;
 mod extract;
 mod health;
+mod params;
 mod queue_admin;
 mod queue_api;
 mod settle;
@@ -17,7 +18,7 @@ use axum::{
     extract::{Request, State},
     http::{Method, Uri, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 
@@ -31,10 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/message-queue/publish", post(queue_api::publish))
         .route("/message-queue/subscribe", post(queue_api::subscribe))
         .route("/message-queue/subscriptions", get(subscriptions::list))
-        .route("/message-queue/subscriptions/{id}", get(subscriptions::read).delete(subscriptions::delete))
-        .route("/message-queue/subscriptions/{id}/pause", post(subscriptions::pause))
-        .route("/message-queue/subscriptions/{id}/resume", post(subscriptions::resume))
-        .route("/message-queue/subscriptions/{id}/secret", post(subscriptions::rotate_secret))
+        .route("/message-queue/subscriptions/{subscription_id}", get(subscriptions::read).delete(subscriptions::delete))
+        .route("/message-queue/subscriptions/{subscription_id}/pause", post(subscriptions::pause))
+        .route("/message-queue/subscriptions/{subscription_id}/resume", post(subscriptions::resume))
+        .route("/message-queue/subscriptions/{subscription_id}/secret", post(subscriptions::rotate_secret))
         .route("/message-queue/messages/{message_id}", get(queue_api::message))
         .route("/message-queue/messages/{message_id}/acknowledge", post(settle::acknowledge))
         .route("/message-queue/messages/{message_id}/reject", post(settle::reject))
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/message-queue/health", get(health::message_queue))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::map_response(error_shape))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
@@ -76,10 +78,55 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     response
 }
 
+/// Puts an error answer that is not in the error shape (a framework's plain-text
+/// rejection) into it, keeping its status and headers.
+async fn error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let reason = match axum::body::to_bytes(body, 4096).await {
+        Ok(text) if !text.is_empty() => String::from_utf8_lossy(&text).into_owned(),
+        _ => status.canonical_reason().unwrap_or("refused").to_owned(),
+    };
+    let mut shaped = Error::Rejected { status: status.as_u16(), reason }.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name, value.clone());
+        }
+    }
+    shaped
+}
+
 async fn not_found(method: Method, uri: Uri) -> Error {
     Error::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Error {
     Error::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::StatusCode};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_text_refusals_are_put_in_the_error_shape() {
+        let plain = (StatusCode::BAD_REQUEST, [(header::ALLOW, "GET")], "Invalid URL: bad segment").into_response();
+        let shaped = error_shape(plain).await;
+        assert_eq!(shaped.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(shaped.headers()[header::ALLOW], "GET");
+        let body = axum::body::to_bytes(shaped.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(body["details"]["reason"], "Invalid URL: bad segment");
+        let empty = Response::builder().status(StatusCode::PAYLOAD_TOO_LARGE).body(Body::empty()).unwrap();
+        let body = axum::body::to_bytes(error_shape(empty).await.into_body(), 4096).await.unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["error"], "payload_too_large");
+    }
 }

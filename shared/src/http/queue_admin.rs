@@ -1,14 +1,10 @@
 //! `/message-queue/queues`: declare, inspect, list and delete queues.
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Extension, Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{JsonBody, queue_api::parse_queue};
+use super::{JsonBody, params::Path, queue_api::parse_queue};
 use crate::{
     app::AppState,
     auth::Principal,

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use axum::{
     Extension, Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderName, HeaderValue, StatusCode},
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::JsonBody;
+use super::{JsonBody, params::Path};
 use crate::{
     app::AppState,
     auth::Principal,

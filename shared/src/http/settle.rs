@@ -1,15 +1,13 @@
 //! `/message-queue/messages/{id}/acknowledge` and `/reject` (spec 000).
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-};
+use axum::{Extension, Json, extract::State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
     JsonBody,
     consume::{identifier, receipt},
+    params::Path,
 };
 use crate::{
     app::AppState,

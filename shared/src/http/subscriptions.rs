@@ -1,14 +1,14 @@
 //! `/message-queue/subscriptions`: list, read, pause, resume, rotate the secret, delete.
 
-use axum::{
-    Extension, Json,
-    extract::{Path, Query, State},
-    http::StatusCode,
-};
+use axum::{Extension, Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{parse_json, queue_api::parse_queue};
+use super::{
+    params::{Path, Query},
+    parse_json,
+    queue_api::parse_queue,
+};
 use crate::{app::AppState, auth::Principal, domain::Timestamp, error::Result, ports::Subscription};
 
 #[derive(Debug, Deserialize)]
