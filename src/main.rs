@@ -1,26 +1,68 @@
 //! The local server: every route of both API families in one process, on the
 //! embedded SQLite file. `message-queue token` prints a bearer token instead.
 
-use std::{process::ExitCode, time::Duration};
+mod lingering;
+mod serve;
 
-use shared::{app::App, auth, config::Config, http};
+use std::{path::Path, process::ExitCode, time::Duration};
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use shared::{
+    app::App,
+    auth,
+    config::{Config, VARIABLES},
+    domain::parse_duration_ns,
+    http,
+};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// glibc's allocator spends a fifth of the publish path's time in malloc and free; mimalloc far less.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How long a printed token stays valid: 30 days.
+/// How long the token printed at start-up stays valid: 30 days.
 const TOKEN_TTL_SECS: u64 = 30 * 86_400;
 /// How often retention is applied.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
+/// An HTTP message-queue service: both API families, on an embedded SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "message-queue", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default): every endpoint, on the embedded store in MESSAGE_QUEUE_DATA_DIR.
+    Serve,
+    /// Print a bearer token this configuration's server accepts (JWT_SECRET, JWT_ISSUER, JWT_AUDIENCE).
+    Token {
+        /// The token's subject (`sub`), the principal it speaks for.
+        #[arg(long, default_value = "local-user")]
+        subject: String,
+        /// How long it stays valid, as a Go duration (`720h`, `90m`).
+        #[arg(long, default_value = "720h")]
+        ttl: String,
+    },
+}
+
 fn main() -> ExitCode {
+    let help = VARIABLES.iter().map(|(name, default, meaning)| format!("  {name:<34} {meaning} [{default}]\n"));
+    let command = Cli::command().after_help(format!("Environment variables:\n{}", help.collect::<String>()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    if let Err(e) = usable_dir(&config.data_dir) {
+        return fail(&format!("cannot use the data directory {}: {e}", config.data_dir.display()));
+    }
     let (secret, generated) = match &config.jwt.secret {
         Some(s) => (s.clone(), false),
         None => match auth::local_secret(&config.data_dir) {
@@ -28,27 +70,46 @@ fn main() -> ExitCode {
             Err(e) => return fail(&format!("cannot keep a JWT secret in {}: {e}", config.data_dir.display())),
         },
     };
-    if std::env::args().nth(1).as_deref() == Some("token") {
-        println!("{}", auth::issue_token(&secret, "local-user", TOKEN_TTL_SECS));
-        return ExitCode::SUCCESS;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
-    match runtime.block_on(serve(config, secret, generated)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token { subject, ttl } => {
+            let ttl_secs = match parse_duration_ns(&ttl) {
+                Ok(ns) if ns >= 1_000_000_000 => ns / 1_000_000_000,
+                Ok(_) => return fail("--ttl must be at least 1s"),
+                Err(e) => return fail(&format!("--ttl {ttl:?}: {e}")),
+            };
+            println!("{}", auth::issue_token(&secret, &config.jwt, &subject, ttl_secs));
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+            let result = runtime.block_on(run(config, secret, generated));
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 
-async fn serve(config: Config, secret: String, generated: bool) -> Result<(), String> {
+/// Creates the data directory if needed and checks that files can be made in it.
+fn usable_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}
+
+async fn run(config: Config, secret: String, generated: bool) -> Result<(), String> {
     let addr = std::net::SocketAddr::new(config.host, config.port);
-    let data_dir = config.data_dir.clone();
+    let (data_dir, limits) = (config.data_dir.clone(), config.limits);
     let app = App::embedded(config, &secret).map_err(|e| format!("cannot open the embedded store: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     println!("embedded store: {}", data_dir.join("mq.sqlite3").display());
     if generated {
-        print_walkthrough(&secret, &data_dir, local);
+        print_walkthrough(&secret, &app, &data_dir, local);
     }
     tokio::spawn(shared::ops::run_dispatcher(app.service.clone()));
     let service = app.service.clone();
@@ -60,14 +121,23 @@ async fn serve(config: Config, secret: String, generated: bool) -> Result<(), St
             }
         }
     });
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    let service = app.service.clone();
+    let stop = async move {
+        let signal = shutdown_signal().await;
+        tracing::info!("{signal}: stopping; waiting long polls answer now, requests in flight finish");
+        service.stop();
+    };
+    let stopped = serve::serve(listener, http::router(app), limits, stop).await;
+    if stopped.all_finished {
+        tracing::info!("stopped; {} open connections closed", stopped.open);
+    } else {
+        tracing::warn!("stopped; some of {} open connections had not finished", stopped.open);
+    }
+    Ok(())
 }
 
-fn print_walkthrough(secret: &str, data_dir: &std::path::Path, addr: std::net::SocketAddr) {
-    let token = auth::issue_token(secret, "local-user", TOKEN_TTL_SECS);
+fn print_walkthrough(secret: &str, app: &App, data_dir: &Path, addr: std::net::SocketAddr) {
+    let token = auth::issue_token(secret, &app.service.config.jwt, "local-user", TOKEN_TTL_SECS);
     println!("\nNo JWT_SECRET set: using the one kept in {}.", data_dir.join("jwt-secret").display());
     println!("A token valid for 30 days (or run `message-queue token`):\n\n  export TOKEN={token}\n");
     println!(
@@ -76,19 +146,23 @@ fn print_walkthrough(secret: &str, data_dir: &std::path::Path, addr: std::net::S
     );
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+    tokio::select! { () = ctrl_c => "interrupted", () = terminate => "SIGTERM" }
 }
 
 fn init_tracing() {

@@ -9,7 +9,7 @@ use std::{
 };
 
 /// The secret every bench token is signed with.
-pub(crate) const SECRET: &str = "bench-secret";
+pub(crate) const SECRET: &str = "bench-secret-of-at-least-32-bytes";
 
 /// A child process serving HTTP on 127.0.0.1; killed when dropped.
 pub(crate) struct Server {

@@ -24,6 +24,12 @@ pub struct Claims {
     pub exp: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Written on issued tokens when `JWT_ISSUER` is set; checked by [`Validation`], not read here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Written on issued tokens when `JWT_AUDIENCE` is set; checked by [`Validation`], not read here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
 }
 
 /// Tokens remembered after their signature verified.
@@ -70,10 +76,12 @@ impl Authenticator {
             reason: "missing Authorization header; send 'Authorization: Bearer <token>'".into(),
             presented: false,
         })?;
+        // The scheme is case-insensitive (RFC 7235 2.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .trim_start()
+            .split_once([' ', '\t'])
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| refuse("the Authorization header must be 'Bearer <token>'"))?;
         let now = u64::try_from(Timestamp::now().0 / 1000).unwrap_or(0);
@@ -114,10 +122,17 @@ impl Authenticator {
     }
 }
 
-/// Signs an HS256 token for `subject`, valid for `ttl_secs`.
-pub fn issue_token(secret: &str, subject: &str, ttl_secs: u64) -> String {
+/// Signs an HS256 token for `subject`, valid for `ttl_secs`, with the `iss` and `aud`
+/// the configuration requires, so the server it belongs to accepts it.
+pub fn issue_token(secret: &str, cfg: &JwtConfig, subject: &str, ttl_secs: u64) -> String {
     let now = u64::try_from(Timestamp::now().0 / 1000).unwrap_or(0);
-    let claims = Claims { sub: Some(subject.into()), exp: Some(now + ttl_secs), iat: Some(now) };
+    let claims = Claims {
+        sub: Some(subject.into()),
+        exp: Some(now + ttl_secs),
+        iat: Some(now),
+        iss: cfg.issuer.clone(),
+        aud: cfg.audience.clone().map(serde_json::Value::String),
+    };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("HS256 signing cannot fail")
 }
@@ -153,4 +168,35 @@ pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a-secret-of-thirty-two-bytes-or-more";
+
+    #[test]
+    fn issued_tokens_carry_the_configured_issuer_and_audience() {
+        let cfg = JwtConfig { issuer: Some("mq".into()), audience: Some("clients".into()), ..JwtConfig::default() };
+        let auth = Authenticator::new(SECRET, &cfg);
+        let token = issue_token(SECRET, &cfg, "alice", 60);
+        assert_eq!(auth.verify(Some(&format!("Bearer {token}"))).unwrap().subject, "alice");
+        let bare = issue_token(SECRET, &JwtConfig::default(), "alice", 60);
+        assert!(auth.verify(Some(&format!("Bearer {bare}"))).is_err());
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let cfg = JwtConfig::default();
+        let auth = Authenticator::new(SECRET, &cfg);
+        let token = issue_token(SECRET, &cfg, "bob", 60);
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert!(auth.verify(Some(&format!("{scheme} {token}"))).is_ok(), "{scheme}");
+        }
+        assert!(auth.verify(Some(&format!("Bearer\t{token}"))).is_ok());
+        for bad in [format!("Bearerx {token}"), format!("Basic {token}"), token.clone(), "Bearer ".into()] {
+            assert!(auth.verify(Some(&bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -5,6 +5,34 @@ use std::{net::IpAddr, path::PathBuf};
 
 use crate::domain::parse_duration_ns;
 
+/// Every variable read, with its default and meaning: for `--help`.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("MESSAGE_QUEUE_HOST", "127.0.0.1", "address the local server binds"),
+    ("MESSAGE_QUEUE_PORT", "8087", "HTTP port (0 picks a free one)"),
+    ("MESSAGE_QUEUE_DATA_DIR", "data", "directory of the embedded SQLite file mq.sqlite3"),
+    ("MESSAGE_QUEUE_MAX_SIZE", "1048576", "largest message content, in bytes"),
+    ("MESSAGE_QUEUE_TTL", "24h", "TTL of a message whose request and queue set none"),
+    ("MESSAGE_QUEUE_RETENTION", "168h", "how long records are kept when a topic sets no retention"),
+    ("MESSAGE_QUEUE_AUTO_CREATE", "true", "publishing to an unknown queue creates it"),
+    ("MESSAGE_QUEUE_DEFAULT_PARTITIONS", "1", "partitions of a queue created without a count"),
+    ("MESSAGE_QUEUE_VISIBILITY_TIMEOUT", "30s", "how long a consumed message stays leased"),
+    ("MESSAGE_QUEUE_MAX_DELIVERIES", "10", "deliveries to a group before a message is dead-lettered"),
+    ("MESSAGE_QUEUE_CALLBACK_ALLOW", "none", "non-public networks callbacks may reach, e.g. 127.0.0.1/32,::1"),
+    ("MESSAGE_QUEUE_CALLBACK_TIMEOUT", "10s", "how long one push delivery may take"),
+    ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
+    ("MESSAGE_QUEUE_HEADER_TIMEOUT", "10s", "time to send a request's headers (and idle time between requests)"),
+    ("MESSAGE_QUEUE_BODY_TIMEOUT", "30s", "time to send a request's body, once its headers arrived"),
+    ("MESSAGE_QUEUE_MAX_CONNECTIONS", "1024", "connections served at once; more wait to be accepted"),
+    ("JWT_SECRET", "generated", "HS256 key, at least 32 bytes; else one kept in <data dir>/jwt-secret"),
+    ("JWT_ISSUER", "unset", "required iss claim, when set"),
+    ("JWT_AUDIENCE", "unset", "required aud claim, when set"),
+    ("JWT_LEEWAY_SECONDS", "30", "clock skew allowed on exp and nbf"),
+    ("RUST_LOG", "info", "log filter, e.g. warn or shared=debug (logs go to stderr)"),
+];
+
+/// Shortest `JWT_SECRET` accepted: an HS256 key must be at least as long as the hash (RFC 7518 3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Everything the service reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +66,21 @@ pub struct Config {
     pub auto_pause_after_ms: u64,
     /// JWT verification settings.
     pub jwt: JwtConfig,
+    /// Limits on what clients of the HTTP server may hold.
+    pub limits: ClientLimits,
+}
+
+/// How long clients may take and how many may connect: slow or idle clients
+/// cannot hold the server's connections and tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// `MESSAGE_QUEUE_HEADER_TIMEOUT`: time to send a request's headers, and the longest
+    /// a kept-alive connection waits for its next request (default 10s).
+    pub header_timeout_ms: u64,
+    /// `MESSAGE_QUEUE_BODY_TIMEOUT`: time to send a request's body once its headers arrived (default 30s).
+    pub body_timeout_ms: u64,
+    /// `MESSAGE_QUEUE_MAX_CONNECTIONS`: connections served at once (default 1024).
+    pub max_connections: usize,
 }
 
 /// `JWT_*`: bearer-token verification (HS256).
@@ -95,6 +138,11 @@ impl Config {
                 audience: var("JWT_AUDIENCE").value,
                 leeway_secs: var("JWT_LEEWAY_SECONDS").parse_or(30)?,
             },
+            limits: ClientLimits {
+                header_timeout_ms: var("MESSAGE_QUEUE_HEADER_TIMEOUT").duration_ms_or(10_000)?,
+                body_timeout_ms: var("MESSAGE_QUEUE_BODY_TIMEOUT").duration_ms_or(30_000)?,
+                max_connections: var("MESSAGE_QUEUE_MAX_CONNECTIONS").parse_or(1024)?,
+            },
         })
         .and_then(Self::checked)
     }
@@ -112,6 +160,24 @@ impl Config {
         }
         if self.max_deliveries == 0 {
             return fail("MESSAGE_QUEUE_MAX_DELIVERIES", "0".into(), "must be at least 1");
+        }
+        let limits = [
+            ("MESSAGE_QUEUE_HEADER_TIMEOUT", self.limits.header_timeout_ms),
+            ("MESSAGE_QUEUE_BODY_TIMEOUT", self.limits.body_timeout_ms),
+            ("MESSAGE_QUEUE_MAX_CONNECTIONS", self.limits.max_connections as u64),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return fail(name, "0".into(), "must be above 0");
+        }
+        if let Some(secret) = &self.jwt.secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            let reason = format!(
+                "is {} bytes; an HS256 key must have at least {MIN_SECRET_BYTES} (256 bits), \
+                 e.g. the output of `openssl rand -hex 32`",
+                secret.len()
+            );
+            return fail("JWT_SECRET", "(hidden)".into(), &reason);
         }
         if !(1..=crate::ops::MAX_PARTITIONS).contains(&self.default_partitions) {
             let reason = format!("must be 1 to {}", crate::ops::MAX_PARTITIONS);
@@ -165,6 +231,27 @@ mod tests {
         assert_eq!(c.max_message_size, 1_048_576);
         assert_eq!(c.default_ttl_ms, 86_400_000);
         assert!(c.auto_create_queues);
+    }
+
+    #[test]
+    fn every_variable_read_is_listed_for_help() {
+        let read = std::sync::Mutex::new(Vec::new());
+        Config::from_lookup(|name| {
+            read.lock().unwrap().push(name.to_owned());
+            None
+        })
+        .unwrap();
+        for name in read.into_inner().unwrap() {
+            assert!(VARIABLES.iter().any(|(v, ..)| *v == name), "{name} is not in VARIABLES");
+        }
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_without_being_shown() {
+        let e = with(&[("JWT_SECRET", "short-secret")]).unwrap_err();
+        assert_eq!(e.name, "JWT_SECRET");
+        assert!(!e.to_string().contains("short-secret"), "{e}");
+        assert!(with(&[("JWT_SECRET", &"k".repeat(32))]).is_ok());
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub enum Error {
     /// 409: the state changed under the request.
     #[error("Conflict")]
     Conflict { reason: String },
+    /// 408: the body did not arrive within `MESSAGE_QUEUE_BODY_TIMEOUT`.
+    #[error("Request timeout")]
+    RequestTimeout { limit_ms: u64 },
     /// 413: the body or the message is larger than allowed.
     #[error("Payload too large")]
     PayloadTooLarge { limit: u64, size: Option<u64> },
@@ -104,6 +107,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => 405,
             Self::TopicExists { .. } | Self::Conflict { .. } | Self::DeliveryConflict { .. } => 409,
             Self::RateLimited { .. } | Self::QueueFull { .. } => 429,
+            Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Internal { .. } => 500,
@@ -131,6 +135,7 @@ impl Error {
             Self::DeliveryConflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::QueueFull { .. } => "queue_full",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unavailable { .. } => "service_unavailable",
@@ -173,6 +178,9 @@ impl Error {
                 json!({"method": method, "path": path})
             }
             Self::PayloadTooLarge { limit, size } => json!({"limit": limit, "size": size}),
+            Self::RequestTimeout { limit_ms } => {
+                json!({"limit_ms": limit_ms, "reason": "the request body did not arrive in time"})
+            }
             Self::UnsupportedMediaType { content_type } => {
                 json!({"content_type": content_type, "expected": "application/json"})
             }

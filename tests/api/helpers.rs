@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub const SECRET: &str = "test-secret-of-the-api-suite";
+pub const SECRET: &str = "test-secret-of-the-api-suite-at-least-32-bytes";
 
 /// A running server; killed when dropped.
 pub struct TestServer {

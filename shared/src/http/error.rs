@@ -19,6 +19,10 @@ impl IntoResponse for Error {
         }
         let body = json!({"error": self.code(), "message": self.to_string(), "details": self.details()});
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::RequestTimeout { .. } | Self::PayloadTooLarge { .. }) {
+            // The body was not read whole: the connection cannot carry another request.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Self::Unauthorized { presented, .. } = &self {
             // RFC 6750 3.1: no error code when the request carried no credentials.
             let challenge = if *presented { "Bearer error=\"invalid_token\"" } else { "Bearer" };

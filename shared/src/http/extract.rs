@@ -1,6 +1,8 @@
 //! Request extraction: JSON bodies checked for type and size before they are
 //! buffered whole, and parse errors turned into precise `details`.
 
+use std::time::Duration;
+
 use axum::{
     body::Body,
     extract::{FromRequest, Request},
@@ -27,7 +29,9 @@ impl<T: DeserializeOwned, const BATCH: bool> FromRequest<AppState> for JsonBody<
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(declared));
         }
-        let bytes = read_limited(req.into_body(), limit).await.map_err(|e| match e {
+        let limit_ms = state.service.config.limits.body_timeout_ms;
+        let read = tokio::time::timeout(Duration::from_millis(limit_ms), read_limited(req.into_body(), limit));
+        let bytes = read.await.map_err(|_| Error::RequestTimeout { limit_ms })?.map_err(|e| match e {
             ReadError::TooLarge => too_large(declared),
             ReadError::Broken(reason) => Error::invalid("body", reason),
         })?;

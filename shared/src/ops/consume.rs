@@ -45,6 +45,8 @@ impl Service {
         let max = self.consumer_allowance(&queue, &cmd).await?;
         let deadline = tokio::time::Instant::now() + cmd.wait;
         let wakeup = self.wakeups.of(queue.id);
+        let stopping = self.stopping.wait();
+        tokio::pin!(stopping);
         loop {
             let notified = wakeup.notified();
             tokio::pin!(notified);
@@ -55,13 +57,14 @@ impl Service {
                 self.metrics.record_consume(queue.id, started.elapsed());
             }
             let now = tokio::time::Instant::now();
-            if !delivered.is_empty() || now >= deadline {
+            if !delivered.is_empty() || now >= deadline || self.stopping.is_stopping() {
                 return Ok(delivered);
             }
             let nap = POLL_EVERY.min(deadline - now);
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(nap) => {}
+                () = &mut stopping => return Ok(Vec::new()),
             }
         }
     }

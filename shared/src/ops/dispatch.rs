@@ -262,11 +262,14 @@ fn failure(a: &Attempt) -> String {
     }
 }
 
-/// Runs dispatch passes until the process ends: at once after a publish, else every 100 ms.
+/// Runs dispatch passes until the service stops: at once after a publish, else every 100 ms.
+/// Deliveries in flight when it stops are abandoned; their leases lapse and they are sent again.
 pub async fn run_dispatcher(service: Service) {
     let timeout = Duration::from_millis(service.config.callback_timeout_ms);
     let callbacks = Callbacks::new(service.config.callback_policy.clone(), service.resolver.clone(), timeout);
     let published = service.wakeups.any();
+    let stopping = service.stopping.wait();
+    tokio::pin!(stopping);
     loop {
         let woken = published.notified();
         tokio::pin!(woken);
@@ -277,6 +280,7 @@ pub async fn run_dispatcher(service: Service) {
         tokio::select! {
             () = &mut woken => {}
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = &mut stopping => return,
         }
     }
 }

@@ -40,7 +40,7 @@ use crate::{
     ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueId, QueueSettings},
 };
 use queue_cache::QueueCache;
-use wakeups::Wakeups;
+use wakeups::{Stopping, Wakeups};
 
 /// Most partitions a queue may have.
 pub const MAX_PARTITIONS: u32 = 1024;
@@ -57,6 +57,7 @@ pub struct Service {
     resolver: Arc<dyn Resolve>,
     pub metrics: Arc<Metrics>,
     wakeups: Arc<Wakeups>,
+    stopping: Arc<Stopping>,
     queues: Arc<QueueCache>,
     started: Instant,
     next_partition: Arc<AtomicU32>,
@@ -93,6 +94,7 @@ impl Service {
             resolver: Arc::new(SystemResolver),
             metrics: Arc::default(),
             wakeups: Arc::default(),
+            stopping: Arc::default(),
             queues: Arc::default(),
             started: Instant::now(),
             next_partition: Arc::default(),
@@ -103,6 +105,12 @@ impl Service {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Begins stopping: waiting long polls answer with what they have (nothing) at once,
+    /// new ones do not wait, and the dispatcher ends. Writes in flight finish.
+    pub fn stop(&self) {
+        self.stopping.stop();
     }
 
     /// The same service resolving callback hosts through `resolver`.

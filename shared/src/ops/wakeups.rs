@@ -52,3 +52,31 @@ impl Wakeups {
         }
     }
 }
+
+/// Set once when the process begins to stop: long polls answer at once, background loops end.
+#[derive(Debug)]
+pub(super) struct Stopping(tokio::sync::watch::Sender<bool>);
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(false))
+    }
+}
+
+impl Stopping {
+    pub(super) fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub(super) fn is_stopping(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once the process is stopping (at once if it already is).
+    pub(super) fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+}
