@@ -359,16 +359,6 @@ async fn over_tcp(server: &TestServer, request: Vec<u8>) -> (StatusCode, Value) 
     answer
 }
 
-/// The status and JSON body of a whole HTTP/1.1 response, or None while it is incomplete.
-fn parse_response(buf: &[u8]) -> Option<(StatusCode, Value)> {
-    let (head, body) = std::str::from_utf8(buf).ok()?.split_once("\r\n\r\n")?;
-    let status = head.strip_prefix("HTTP/1.1 ").and_then(|s| s.get(..3)?.parse().ok()).expect("a status line");
-    let length =
-        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse().ok())?;
-    let body = body.get(..length)?;
-    Some((StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null)))
-}
-
 #[tokio::test]
 async fn malformed_empty_and_trailing_json_is_400_invalid_json_with_line_and_column() {
     expect_all(&TestServer::start().await, syntax_cases()).await;

@@ -40,6 +40,15 @@ impl TestServer {
 
     /// A server on a data directory the caller keeps, so another can start on it later.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(data_dir, env, Stdio::inherit())
+    }
+
+    /// Like [`Self::start_in`], its log (at `info`) going to `log`.
+    pub fn start_logging(data_dir: &Path, env: &[(&str, &str)], log: std::fs::File) -> Self {
+        Self::spawn(data_dir, &[&[("RUST_LOG", "info")], env].concat(), Stdio::from(log))
+    }
+
+    fn spawn(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_message-queue"))
             .env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
@@ -47,7 +56,7 @@ impl TestServer {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -69,6 +78,26 @@ impl TestServer {
         let mut child = self.child.lock().expect("child lock");
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit: answers its status and how long it took.
+    pub fn terminate(&self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.lock().expect("child lock");
+        let sent = std::time::Instant::now();
+        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+        assert!(kill.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = child.try_wait().expect("waits") {
+                return (status, sent.elapsed());
+            }
+            assert!(sent.elapsed() < Duration::from_secs(10), "the server did not exit within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The host and port it listens on.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     /// Sends a request with the default token; answers the status and the JSON body (or null).
@@ -158,4 +187,14 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
 pub fn assert_rfc3339(v: &Value) {
     let s = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
     assert!(s.ends_with('Z') && s.len() >= 20 && s.as_bytes()[10] == b'T', "{s} is not RFC 3339 UTC");
+}
+
+/// The status and JSON body of a whole HTTP/1.1 response, or None while it is incomplete.
+pub fn parse_response(buf: &[u8]) -> Option<(StatusCode, Value)> {
+    let (head, body) = std::str::from_utf8(buf).ok()?.split_once("\r\n\r\n")?;
+    let status = head.strip_prefix("HTTP/1.1 ").and_then(|s| s.get(..3)?.parse().ok()).expect("a status line");
+    let length =
+        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse().ok())?;
+    let body = body.get(..length)?;
+    Some((StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null)))
 }

@@ -7,6 +7,8 @@ mod admin;
 mod auth;
 mod bad_input;
 mod callbacks;
+mod cli;
+mod connections;
 mod consume;
 mod consuming;
 mod durability;
