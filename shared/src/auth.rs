@@ -6,7 +6,20 @@ use std::{io::Write, path::Path};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::{config::JwtConfig, domain::Timestamp, error::Error};
+use crate::{domain::Timestamp, error::Error};
+
+/// `JWT_*`: bearer-token verification (HS256).
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    /// `JWT_SECRET`: the HS256 key. The local server makes one per data directory when unset.
+    pub secret: Option<String>,
+    /// `JWT_ISSUER`: required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: required `aud` claim, when set.
+    pub audience: Option<String>,
+    /// `JWT_LEEWAY_SECONDS`: clock skew allowed on `exp` and `nbf` (default 30).
+    pub leeway_secs: u64,
+}
 
 /// Who is calling: the token's `sub`, or `anonymous` when it names none.
 #[derive(Debug, Clone, PartialEq, Eq)]

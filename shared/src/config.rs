@@ -3,6 +3,7 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
+pub use crate::auth::JwtConfig;
 use crate::domain::parse_duration_ns;
 
 /// Every variable read, with its default and meaning: for `--help`.
@@ -81,19 +82,6 @@ pub struct ClientLimits {
     pub body_timeout_ms: u64,
     /// `MESSAGE_QUEUE_MAX_CONNECTIONS`: connections served at once (default 1024).
     pub max_connections: usize,
-}
-
-/// `JWT_*`: bearer-token verification (HS256).
-#[derive(Debug, Clone, Default)]
-pub struct JwtConfig {
-    /// `JWT_SECRET`: the HS256 key. The local server makes one per data directory when unset.
-    pub secret: Option<String>,
-    /// `JWT_ISSUER`: required `iss` claim, when set.
-    pub issuer: Option<String>,
-    /// `JWT_AUDIENCE`: required `aud` claim, when set.
-    pub audience: Option<String>,
-    /// `JWT_LEEWAY_SECONDS`: clock skew allowed on `exp` and `nbf` (default 30).
-    pub leeway_secs: u64,
 }
 
 /// A variable that is set but cannot be read.
@@ -179,8 +167,8 @@ impl Config {
             );
             return fail("JWT_SECRET", "(hidden)".into(), &reason);
         }
-        if !(1..=crate::ops::MAX_PARTITIONS).contains(&self.default_partitions) {
-            let reason = format!("must be 1 to {}", crate::ops::MAX_PARTITIONS);
+        if !(1..=crate::domain::MAX_PARTITIONS).contains(&self.default_partitions) {
+            let reason = format!("must be 1 to {}", crate::domain::MAX_PARTITIONS);
             return fail("MESSAGE_QUEUE_DEFAULT_PARTITIONS", self.default_partitions.to_string(), &reason);
         }
         Ok(self)

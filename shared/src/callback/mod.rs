@@ -4,6 +4,7 @@
 //! Deliveries apply it to the address each socket is opened to (`dispatch::connect`).
 
 mod host;
+mod url;
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -13,6 +14,7 @@ use std::{
 #[cfg(test)]
 pub(crate) use host::StaticResolver;
 pub use host::{Host, Resolve, Resolving, SystemResolver, Unreachable, addresses};
+pub use url::CallbackUrl;
 
 /// How long a subscribe waits for a name to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);

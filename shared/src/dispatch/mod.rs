@@ -14,9 +14,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use crate::{
-    callback::{AddressPolicy, Resolve},
+    callback::{AddressPolicy, CallbackUrl, Resolve},
     domain::{MessageId, Timestamp},
-    ops::CallbackUrl,
     ports::{Content, Record, Subscription},
 };
 use connect::CheckedConnector;

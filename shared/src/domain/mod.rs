@@ -9,3 +9,6 @@ pub use duration::{DurationInput, format_duration_ms, parse_duration_ns};
 pub use message_id::MessageId;
 pub use names::{MAX_QUEUE_NAME, MAX_ROUTING_KEY, QueueName, RoutingKey, RoutingPattern};
 pub use timestamp::Timestamp;
+
+/// Most partitions a queue may have.
+pub const MAX_PARTITIONS: u32 = 1024;

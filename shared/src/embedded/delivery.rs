@@ -2,23 +2,20 @@
 //! the checks and changes of one call cannot interleave with another's.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore,
-    leases::{acquire, groups, settle},
+    leases::{DELIVERY_COLUMNS, acquire, delivery_from_row, groups, settle},
     writer::backend,
 };
 use crate::{
     domain::Timestamp,
     ports::{
-        AcquireRequest, AttemptRecord, ConsumerRecord, Delivery, DeliveryState, DeliveryStore, FailureRun,
-        GroupPosition, GroupRef, Lease, QueueCounters, QueueId, SettleRefusal, SettleRequest, StoreResult,
+        AcquireRequest, AttemptRecord, ConsumerRecord, Delivery, DeliveryStore, FailureRun, GroupPosition, GroupRef,
+        Lease, QueueCounters, QueueId, SettleRefusal, SettleRequest, StoreResult,
     },
 };
-
-pub(super) const DELIVERY_COLUMNS: &str = "grp, partition, offset, state, delivery_count, retry_count, consumer, until, \
-                                first_delivered_at, last_delivered_at, finished_at, reason";
 
 #[async_trait]
 impl DeliveryStore for SqliteStore {
@@ -278,24 +275,4 @@ fn counter_slot<'a>(c: &'a mut QueueCounters, name: &str) -> &'a mut u64 {
         "dead_lettered" => &mut c.dead_lettered,
         _ => &mut c.expired,
     }
-}
-
-pub(super) fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let key: String = r.get(0)?;
-    let state: String = r.get(3)?;
-    let ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(Timestamp));
-    Ok(Delivery {
-        group: GroupRef::from_key(&key).unwrap_or(GroupRef::Consumers(key)),
-        partition: r.get(1)?,
-        offset: r.get(2)?,
-        state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Available),
-        delivery_count: r.get(4)?,
-        retry_count: r.get(5)?,
-        consumer: r.get(6)?,
-        until: ts(7)?,
-        first_delivered_at: ts(8)?,
-        last_delivered_at: ts(9)?,
-        finished_at: ts(10)?,
-        reason: r.get(11)?,
-    })
 }

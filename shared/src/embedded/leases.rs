@@ -1,15 +1,15 @@
 //! Leasing and settling on SQLite: the conditional writes behind acquire and
 //! settle, each run inside one transaction of the writer.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{
-    delivery::{DELIVERY_COLUMNS, delivery_from_row},
-    writer::backend,
-};
-use crate::ports::{
-    AcquireRequest, Delivery, DeliveryState, DropCause, GroupPosition, GroupRef, Lease, QueueId, SettleRefusal,
-    SettleRequest, Settlement, StoreResult,
+use super::writer::backend;
+use crate::{
+    domain::Timestamp,
+    ports::{
+        AcquireRequest, Delivery, DeliveryState, DropCause, GroupPosition, GroupRef, Lease, QueueId, SettleRefusal,
+        SettleRequest, Settlement, StoreResult,
+    },
 };
 
 pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
@@ -113,7 +113,7 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
         return Ok(Err(SettleRefusal::Superseded(current)));
     }
     let now = req.now.0;
-    let (state, until, retry, finished, counters): (DeliveryState, Option<i64>, u32, Option<i64>, Vec<&str>) =
+    let (state, until, retry, finished, bumped): (DeliveryState, Option<i64>, u32, Option<i64>, Vec<&str>) =
         match req.settlement {
             Settlement::Acknowledge => (DeliveryState::Acknowledged, None, 0, Some(now), vec!["acknowledged"]),
             Settlement::Release { at } => (DeliveryState::Available, Some(at.0), 1, None, vec!["requeued"]),
@@ -131,18 +131,18 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
                         bump(conn, req.queue, "redelivered", -1)?;
                     }
                 }
-                let mut counters = match cause {
+                let mut bumped = match cause {
                     DropCause::Rejected => vec!["rejected"],
                     DropCause::Expired => vec!["expired"],
                     DropCause::DeliveryLimit => vec![],
                 };
                 let state = if dead_lettered {
-                    counters.push("dead_lettered");
+                    bumped.push("dead_lettered");
                     DeliveryState::DeadLettered
                 } else {
                     cause.final_state()
                 };
-                (state, None, 0, Some(now), counters)
+                (state, None, 0, Some(now), bumped)
             }
         };
     let keep_consumer = state == DeliveryState::Leased;
@@ -166,7 +166,7 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
         ])
     })
     .map_err(backend)?;
-    for name in counters {
+    for name in bumped {
         bump(conn, req.queue, name, 1)?;
     }
     let after = load(conn, req.queue, &grp, req.partition, req.offset)?;
@@ -241,4 +241,27 @@ fn bump(conn: &Connection, queue: QueueId, name: &str, by: i64) -> StoreResult<(
     .and_then(|mut s| s.execute(params![queue, name, by]))
     .map_err(backend)?;
     Ok(())
+}
+
+pub(super) const DELIVERY_COLUMNS: &str = "grp, partition, offset, state, delivery_count, retry_count, consumer, until, \
+                                first_delivered_at, last_delivered_at, finished_at, reason";
+
+pub(super) fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let key: String = r.get(0)?;
+    let state: String = r.get(3)?;
+    let ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(Timestamp));
+    Ok(Delivery {
+        group: GroupRef::from_key(&key).unwrap_or(GroupRef::Consumers(key)),
+        partition: r.get(1)?,
+        offset: r.get(2)?,
+        state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Available),
+        delivery_count: r.get(4)?,
+        retry_count: r.get(5)?,
+        consumer: r.get(6)?,
+        until: ts(7)?,
+        first_delivered_at: ts(8)?,
+        last_delivered_at: ts(9)?,
+        finished_at: ts(10)?,
+        reason: r.get(11)?,
+    })
 }

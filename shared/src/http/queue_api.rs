@@ -14,9 +14,10 @@ use super::{JsonBody, params::Path};
 use crate::{
     app::AppState,
     auth::Principal,
+    callback::CallbackUrl,
     domain::{QueueName, RoutingKey, RoutingPattern},
     error::{Error, Result},
-    ops::{CallbackUrl, MessageStatus, MessageView, NewSubscription, Publish},
+    ops::{MessageStatus, MessageView, NewSubscription, Publish},
     ports::{Content, Delivery, DeliveryState, GroupRef, RetryPolicy, Subscription},
 };
 

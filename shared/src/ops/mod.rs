@@ -27,7 +27,7 @@ pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
 pub use queues::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
-pub use subscriptions::{CallbackUrl, NewSubscription};
+pub use subscriptions::NewSubscription;
 
 use crate::{
     auth::Principal,
@@ -42,8 +42,7 @@ use crate::{
 use queue_cache::QueueCache;
 use wakeups::{Stopping, Wakeups};
 
-/// Most partitions a queue may have.
-pub const MAX_PARTITIONS: u32 = 1024;
+pub use crate::domain::MAX_PARTITIONS;
 
 /// The service: configuration, the ports, the clock and this process's figures.
 #[derive(Clone)]

@@ -2,56 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::Uri;
-
 use super::Service;
 use crate::{
     auth::{Principal, random_hex},
+    callback::CallbackUrl,
     domain::{QueueName, RoutingPattern},
     error::{Error, Result, StoreError},
     ports::{GroupRef, RetryPolicy, Subscription},
 };
-
-/// Longest callback URL accepted.
-const MAX_URL: usize = 2048;
-
-/// An absolute `http` or `https` URL with a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackUrl(String);
-
-impl CallbackUrl {
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        if s.len() > MAX_URL {
-            return Err(format!("must be at most {MAX_URL} bytes"));
-        }
-        let uri: Uri = s.parse().map_err(|_| "is not a valid absolute URL".to_owned())?;
-        match uri.scheme_str() {
-            Some("http" | "https") => {}
-            Some(other) => return Err(format!("scheme {other:?} is not allowed; use http or https")),
-            None => return Err("must be an absolute http(s) URL".into()),
-        }
-        let host = uri.host().unwrap_or_default();
-        if host.is_empty() {
-            return Err("must name a host".into());
-        }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err("must not carry credentials; put them in the subscription's headers".into());
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The host as written (IPv6 in brackets) and the port, defaulted by scheme.
-    pub fn host_and_port(&self) -> (String, u16) {
-        let uri: Uri = self.0.parse().expect("checked when parsed");
-        let https = uri.scheme_str() == Some("https");
-        let host = uri.authority().map_or("", |a| a.host()).to_owned();
-        (host, uri.port_u16().unwrap_or(if https { 443 } else { 80 }))
-    }
-}
 
 /// A subscription to create, already validated.
 #[derive(Debug, Clone)]
@@ -85,7 +43,7 @@ impl Service {
             queue_id: queue.id,
             queue: queue.name,
             routing_key: new.routing_key,
-            callback_url: new.callback_url.0,
+            callback_url: new.callback_url.as_str().to_owned(),
             headers: new.headers,
             retry_policy: new.retry_policy,
             dead_letter_queue: new.dead_letter_queue,
@@ -175,19 +133,5 @@ impl Service {
         sub.updated_at = self.now().0;
         self.meta.update_subscription(&sub).await?;
         Ok(sub)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callback_urls_must_be_absolute_http() {
-        assert!(CallbackUrl::parse("https://api.delivery.com/delivery-service/events").is_ok());
-        assert!(CallbackUrl::parse("http://127.0.0.1:9000/hook").is_ok());
-        for bad in ["ftp://x/y", "/relative", "https://", "https://user:pw@host/x", "not a url", "file:///etc/passwd"] {
-            assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 }
