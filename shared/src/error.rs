@@ -73,9 +73,9 @@ pub enum Error {
     /// 415: the body is not `application/json`.
     #[error("Unsupported media type")]
     UnsupportedMediaType { content_type: String },
-    /// 503: the storage backend cannot be reached or failed.
+    /// 503: the storage backend cannot be reached, is overloaded or throttles; retry after `retry_after_secs`.
     #[error("Storage backend unavailable")]
-    Unavailable { reason: String },
+    Unavailable { reason: String, retry_after_secs: u64 },
     /// A request the HTTP framework refused before a handler saw it, with its status.
     #[error("Request refused")]
     Rejected { status: u16, reason: String },
@@ -169,7 +169,9 @@ impl Error {
             | Self::Rejected { reason, .. } => {
                 json!({"reason": reason})
             }
-            Self::Unavailable { .. } => json!({"reason": "the storage backend did not answer; retry later"}),
+            Self::Unavailable { retry_after_secs, .. } => {
+                json!({"reason": "the storage backend did not answer; retry later", "retry_after": retry_after_secs})
+            }
             Self::QueueNotFound { queue } => json!({"queue": queue}),
             Self::TopicNotFound { topic } | Self::TopicExists { topic } => json!({"topic": topic}),
             Self::MessageNotFound { message_id } => json!({"message_id": message_id}),
@@ -197,6 +199,22 @@ impl Error {
         }
     }
 
+    /// The body of an error answer: `{"error", "message", "details"}`, built here and nowhere else.
+    pub fn body(&self) -> Value {
+        json!({"error": self.code(), "message": self.to_string(), "details": self.details()})
+    }
+
+    /// The body of one failed item of a batch: the error's body, with the item's `status` and the
+    /// fields naming it (`index`, `message_id`) first.
+    pub fn item_body(&self, naming: Value) -> Value {
+        let mut item = naming;
+        item["status"] = json!(self.status());
+        if let (Value::Object(item), Value::Object(body)) = (&mut item, self.body()) {
+            item.extend(body);
+        }
+        item
+    }
+
     /// On `/api/v1` paths a queue is called a topic.
     pub fn as_topic(self) -> Self {
         match self {
@@ -206,15 +224,29 @@ impl Error {
     }
 }
 
+/// How long a client should wait before retrying when a backend gave no hint.
+pub const DEFAULT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Errors of a storage port, turned into [`Error`] in one place.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("backend: {0}")]
-    Backend(String),
+    /// The backend cannot be reached, is overloaded or throttles: the request may succeed later.
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String, retry_after: Option<std::time::Duration> },
+    /// The backend answered, but with something unusable (damaged data, a broken invariant).
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    /// An outage with no hint of when it ends.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable { reason: reason.into(), retry_after: None }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -222,7 +254,11 @@ impl From<StoreError> for Error {
         match e {
             StoreError::NotFound => Self::Internal { reason: "record vanished".into() },
             StoreError::Conflict(reason) => Self::Conflict { reason },
-            StoreError::Backend(reason) => Self::Unavailable { reason },
+            StoreError::Unavailable { reason, retry_after } => Self::Unavailable {
+                reason,
+                retry_after_secs: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).as_secs_f64().ceil().max(1.0) as u64,
+            },
+            StoreError::Failed(reason) => Self::Internal { reason },
         }
     }
 }

@@ -149,7 +149,7 @@ fn insert(conn: &Connection, queue: QueueId, partition: u32, offset: u64, record
     let headers = if record.headers.is_empty() {
         "{}".to_owned()
     } else {
-        serde_json::to_string(&record.headers).map_err(|e| StoreError::Backend(e.to_string()))?
+        serde_json::to_string(&record.headers).map_err(|e| StoreError::Failed(e.to_string()))?
     };
     conn.prepare_cached(
         "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,

@@ -174,7 +174,7 @@ fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<Queue>> {
     let queue = || -> StoreResult<Queue> {
         Ok(Queue {
             id: r.get(0).map_err(backend)?,
-            name: QueueName::parse(&name).map_err(StoreError::Backend)?,
+            name: QueueName::parse(&name).map_err(StoreError::Failed)?,
             settings: from_json(&settings)?,
             owner: r.get(3).map_err(backend)?,
             created_at: Timestamp(r.get(4).map_err(backend)?),
@@ -185,9 +185,9 @@ fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<Queue>> {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::Failed(format!("cannot encode: {e}")))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("stored document is unreadable: {e}")))
+    serde_json::from_str(s).map_err(|e| StoreError::Failed(format!("stored document is unreadable: {e}")))
 }

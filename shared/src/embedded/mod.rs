@@ -69,7 +69,7 @@ impl SqliteStore {
     fn open_with(path: &Path, checkpoints: Checkpoints) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = connect(path)?;
         schema::migrate(&conn)?;
@@ -132,7 +132,7 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::Failed(format!("read task failed: {e}")))?
     }
 }
 
@@ -160,8 +160,8 @@ fn spawn_checkpointer(
     path: &Path,
     checkpoints: Checkpoints,
 ) -> StoreResult<()> {
-    let db =
-        std::fs::File::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    let db = std::fs::File::open(path)
+        .map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -183,7 +183,7 @@ fn spawn_checkpointer(
             }
         })
         .map(|_| ())
-        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))
+        .map_err(|e| StoreError::unavailable(format!("cannot start the checkpoint thread: {e}")))
 }
 
 /// A passive checkpoint, then an fsync of what it copied; answers the WAL's length and

@@ -53,7 +53,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(&conn, &rx, &checkpointed))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
 
@@ -73,8 +73,8 @@ impl Writer {
                 })
             }),
         );
-        self.jobs.send(job).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Backend("the write could not begin; see the server log".into()))?
+        self.jobs.send(job).map_err(|_| StoreError::unavailable("the writer thread has stopped"))?;
+        rx.await.map_err(|_| StoreError::unavailable("the write could not begin; see the server log"))?
     }
 }
 
@@ -113,10 +113,10 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Job>, checkpointed: &AtomicBool) {
         let answers: Vec<Answer> = batch.into_iter().map(|(_, job)| job(conn)).collect();
         let committed = exec(conn, "COMMIT").map_err(|e| {
             let _ = exec(conn, "ROLLBACK");
-            StoreError::Backend(format!("commit failed: {e}"))
+            backend(e)
         });
         for answer in answers {
-            answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+            answer(committed.clone());
         }
     }
 }
@@ -144,6 +144,40 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// A SQLite error, classed: busy, locked, out of disk or memory, or an I/O failure is an outage
+/// that may pass; anything else is a failure of the store itself.
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                DatabaseBusy
+                    | DatabaseLocked
+                    | OutOfMemory
+                    | SystemIoFailure
+                    | DiskFull
+                    | CannotOpen
+                    | FileLockingProtocolFailed
+            ) =>
+        {
+            StoreError::unavailable(e.to_string())
+        }
+        _ => StoreError::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_or_full_database_is_unavailable_and_a_broken_statement_failed() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED, rusqlite::ffi::SQLITE_FULL] {
+            assert!(matches!(backend(failure(code)), StoreError::Unavailable { .. }), "{code}");
+        }
+        assert!(matches!(backend(failure(rusqlite::ffi::SQLITE_CONSTRAINT)), StoreError::Failed(_)));
+        assert!(matches!(backend(rusqlite::Error::QueryReturnedNoRows), StoreError::Failed(_)));
+    }
 }

@@ -86,7 +86,7 @@ pub(super) async fn produce_batch(
 }
 
 fn item_error(index: usize, e: Error) -> Value {
-    json!({"index": index, "status": e.status(), "error": e.code(), "message": e.to_string(), "details": e.details()})
+    e.item_body(json!({"index": index}))
 }
 
 fn produce_command(req: ProduceRequest) -> Result<Publish> {

@@ -156,10 +156,7 @@ pub(super) async fn acknowledge(
         .zip(state.service.settle_many(&caller, cmds).await)
         .map(|(id, outcome)| match outcome {
             Ok(done) => acknowledged_json(id, &done),
-            Err(e) => {
-                let e = e.as_topic();
-                json!({"message_id": id, "status": e.status(), "error": e.code(), "message": e.to_string(), "details": e.details()})
-            }
+            Err(e) => e.as_topic().item_body(json!({"message_id": id})),
         })
         .collect();
     let failed = results.iter().filter(|r| r["status"] != 200).count();

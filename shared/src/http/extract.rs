@@ -136,7 +136,7 @@ mod tests {
 
     fn fail(body: &str) -> serde_json::Value {
         let e = parse_json::<Sample>(body.as_bytes()).unwrap_err();
-        serde_json::json!({"error": e.code(), "details": e.details()})
+        e.body()
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub trait MessageLog: Send + Sync + 'static {
     /// `NotFound` when the queue no longer exists.
     async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64> {
         let offsets = self.append_many(queue, vec![(partition, record)]).await?;
-        offsets.first().copied().ok_or_else(|| StoreError::Backend("the log answered no offset".into()))
+        offsets.first().copied().ok_or_else(|| StoreError::Failed("the log answered no offset".into()))
     }
     /// Appends records to one queue at once, all or none; returns their offsets in order.
     async fn append_many(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<u64>>;
