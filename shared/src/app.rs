@@ -28,7 +28,7 @@ impl App {
     pub fn embedded(config: Config, jwt_secret: &str) -> Result<AppState, StoreError> {
         let store = Arc::new(SqliteStore::open(&config.data_dir.join("mq.sqlite3"))?);
         let auth = Authenticator::new(jwt_secret, &config.jwt);
-        let backends = Backends { log: store.clone(), meta: store.clone(), delivery: store };
+        let backends = Backends::all(store);
         Ok(Arc::new(Self { service: Service::new(config, backends), auth }))
     }
 

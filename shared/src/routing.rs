@@ -32,6 +32,8 @@ fn matches_words(pattern: &[&str], words: &[&str]) -> bool {
 pub struct HeaderMatch {
     pub any: bool,
     pub headers: Map<String, Value>,
+    /// The filter as it was given, answered back unchanged.
+    filter: Map<String, Value>,
 }
 
 impl HeaderMatch {
@@ -44,7 +46,12 @@ impl HeaderMatch {
         };
         let headers =
             filter.iter().filter(|(k, _)| !k.starts_with("x-")).map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Self { any, headers })
+        Ok(Self { any, headers, filter: filter.clone() })
+    }
+
+    /// The filter as it was given.
+    pub fn filter(&self) -> &Map<String, Value> {
+        &self.filter
     }
 
     pub fn matches(&self, message: &Map<String, Value>) -> bool {

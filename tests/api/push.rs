@@ -198,18 +198,50 @@ async fn a_subscription_failing_for_long_is_paused_automatically() {
     assert_eq!(receiver.received().len(), seen, "no attempts while paused");
 }
 
+/// The `n` of each message the receiver got, in the order it got them.
+fn numbers(receiver: &[super::receiver::Received]) -> Vec<u64> {
+    receiver.iter().map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["n"].as_u64().unwrap()).collect()
+}
+
 #[tokio::test]
-async fn order_within_a_partition_holds_through_retries() {
+async fn an_ordered_subscription_holds_order_within_a_partition_through_retries() {
     let server = local_server().await;
     let receiver = CallbackReceiver::start(&[(200, None), (500, None), (500, None)]).await;
-    subscribe(&server, json!({"queue": "ordered", "callback_url": receiver.url, "retry_policy": {"retry_delay": 30, "backoff_multiplier": 1}})).await;
+    let policy = json!({"retry_delay": 30, "backoff_multiplier": 1});
+    let created = subscribe(
+        &server,
+        json!({"queue": "ordered", "callback_url": receiver.url, "retry_policy": policy, "ordered": true}),
+    )
+    .await;
+    assert_eq!(created["ordered"], true);
     for n in 0..6 {
         publish_with_key(&server, "ordered", "a", n).await;
     }
-    let got = receiver.wait_for(8).await;
-    let order: Vec<u64> =
-        got.iter().map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["n"].as_u64().unwrap()).collect();
-    assert_eq!(order, [0, 1, 1, 1, 2, 3, 4, 5], "message 1 is retried before 2 starts");
+    let got = numbers(&receiver.wait_for(8).await);
+    assert_eq!(got, [0, 1, 1, 1, 2, 3, 4, 5], "message 1 is retried before 2 starts");
+}
+
+#[tokio::test]
+async fn by_default_later_messages_go_on_while_a_failed_one_waits_for_its_retry() {
+    let server = local_server().await;
+    let receiver = CallbackReceiver::start(&[(200, None), (500, None)]).await;
+    let policy = json!({"retry_delay": 1500, "backoff_multiplier": 1});
+    let created =
+        subscribe(&server, json!({"queue": "unordered", "callback_url": receiver.url, "retry_policy": policy})).await;
+    assert_eq!(created["ordered"], false);
+    publish_with_key(&server, "unordered", "a", 0).await;
+    assert_eq!(receiver.wait_for(1).await.len(), 1);
+    publish_with_key(&server, "unordered", "a", 1).await;
+    assert_eq!(receiver.wait_for(2).await.len(), 2, "message 1 failed once");
+    for n in 2..6 {
+        publish_with_key(&server, "unordered", "a", n).await;
+    }
+    // Messages 2 to 5 arrive while message 1 waits its 1.5 s; then message 1 again.
+    let got = numbers(&receiver.wait_for(7).await);
+    assert_eq!(got.len(), 7, "{got:?}");
+    let mut later: Vec<u64> = got[2..6].to_vec();
+    later.sort_unstable();
+    assert_eq!((&got[..2], later.as_slice(), got[6]), (&[0, 1][..], &[2, 3, 4, 5][..], 1), "{got:?}");
 }
 
 #[tokio::test]

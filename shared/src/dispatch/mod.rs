@@ -14,7 +14,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use crate::{
-    callback::{AddressPolicy, CallbackUrl, Resolve},
+    callback::{AddressPolicy, Resolve},
     domain::{MessageId, Timestamp},
     ports::{Content, Record, Subscription},
 };
@@ -56,12 +56,19 @@ impl Callbacks {
         Self { client, timeout }
     }
 
-    /// POSTs one message to a subscription's callback.
-    pub async fn deliver(&self, sub: &Subscription, id: MessageId, record: &Record, attempt: u32) -> Attempt {
+    /// POSTs one message to a subscription's callback, signed as sent at `now`.
+    pub async fn deliver(
+        &self,
+        sub: &Subscription,
+        id: MessageId,
+        record: &Record,
+        attempt: u32,
+        now: Timestamp,
+    ) -> Attempt {
         let started = std::time::Instant::now();
         let failed =
             |error: String| Attempt { status: None, latency: started.elapsed(), error: Some(error), retry_after: None };
-        let request = match request(sub, id, record, attempt) {
+        let request = match request(sub, id, record, attempt, now) {
             Ok(request) => request,
             Err(e) => return failed(e),
         };
@@ -81,11 +88,16 @@ impl Callbacks {
 }
 
 /// The signed request of one delivery attempt.
-fn request(sub: &Subscription, id: MessageId, record: &Record, attempt: u32) -> Result<Request<Full<Bytes>>, String> {
-    let url = CallbackUrl::parse(&sub.callback_url).map_err(|e| format!("callback_url {e}"))?;
+fn request(
+    sub: &Subscription,
+    id: MessageId,
+    record: &Record,
+    attempt: u32,
+    now: Timestamp,
+) -> Result<Request<Full<Bytes>>, String> {
     let body = record.content.as_text().to_owned();
     let id_text = id.to_string();
-    let timestamp = Timestamp::now().0 / 1000;
+    let timestamp = now.0 / 1000;
     let content_type = match record.content {
         Content::Json(_) => "application/json",
         Content::Text(_) => "text/plain; charset=utf-8",
@@ -108,7 +120,8 @@ fn request(sub: &Subscription, id: MessageId, record: &Record, attempt: u32) -> 
         headers.push(("x-message-headers".into(), serde_json::Value::Object(record.headers.clone()).to_string()));
     }
     headers.extend(sub.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut builder = Request::builder().method(Method::POST).uri(url.as_str()).header("user-agent", USER_AGENT);
+    let mut builder =
+        Request::builder().method(Method::POST).uri(sub.callback_url.as_str()).header("user-agent", USER_AGENT);
     for (name, value) in headers {
         let name = HeaderName::try_from(name).map_err(|e| format!("header name: {e}"))?;
         let value = HeaderValue::try_from(value).map_err(|e| format!("header {name}: {e}"))?;

@@ -1,5 +1,6 @@
 //! Leasing and settling on SQLite: the conditional writes behind acquire and
-//! settle, each run inside one transaction of the writer.
+//! settle, each run inside one transaction of the writer. Counters are the
+//! caller's (`QueueStats`), so nothing here counts.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -7,12 +8,12 @@ use super::writer::backend;
 use crate::{
     domain::Timestamp,
     ports::{
-        AcquireRequest, Delivery, DeliveryState, DropCause, GroupPosition, GroupRef, Lease, QueueId, SettleRefusal,
+        AcquireRequest, Acquired, Delivery, DeliveryState, GroupPosition, GroupRef, Lease, QueueId, SettleRefusal,
         SettleRequest, Settlement, StoreResult,
     },
 };
 
-pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Vec<Lease>> {
+pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Acquired> {
     let (queue, grp, now) = (req.queue, req.group.key(), req.now.0);
     // Lapsed leases become available at once; `until` keeps the lapse time.
     conn.prepare_cached(
@@ -37,6 +38,7 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ve
         .filter(|(p, _)| req.partitions.iter().any(|info| info.partition == *p))
         .take(req.max as usize)
         .collect();
+    let mut skipped = 0;
     for p in &req.partitions {
         let room =
             u64::from(req.max).saturating_sub(picked.len() as u64).min(req.per_partition.map_or(u64::MAX, u64::from));
@@ -49,9 +51,7 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ve
         }
         let fetch = fetch_offset(conn, queue, &grp, p.partition)?.unwrap_or(p.start_offset);
         // Records removed by retention before this group reached them are gone for it.
-        if fetch < p.start_offset {
-            bump(conn, queue, "expired", (p.start_offset - fetch) as i64)?;
-        }
+        skipped += p.start_offset.saturating_sub(fetch);
         let from = fetch.max(p.start_offset);
         let to = p.end_offset.min(from + room).max(from);
         for offset in from..to {
@@ -89,15 +89,7 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ve
             .map_err(backend)?;
         leases.push(Lease { partition, offset, delivery_count, retry_count, until });
     }
-    bump(conn, queue, "consumed", leases.len() as i64)?;
-    bump(conn, queue, "redelivered", leases.iter().filter(|l| l.delivery_count > 1).count() as i64)?;
-    conn.prepare_cached(
-        "INSERT INTO consumer_activity (queue_id, grp, consumer, last_seen) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (queue_id, grp, consumer) DO UPDATE SET last_seen = ?4",
-    )
-    .and_then(|mut s| s.execute(params![queue, grp, req.consumer, now]))
-    .map_err(backend)?;
-    Ok(leases)
+    Ok(Acquired { leases, skipped })
 }
 
 pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {
@@ -106,45 +98,27 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
         return Ok(Err(SettleRefusal::NotDelivered));
     };
     if current.state.is_final() {
-        let repeat_ack = current.state == DeliveryState::Acknowledged && req.settlement == Settlement::Acknowledge;
-        return Ok(if repeat_ack { Ok(current) } else { Err(SettleRefusal::Finished(current)) });
+        return Ok(Err(SettleRefusal::Finished(current)));
     }
     if req.expect_delivery.is_some_and(|n| n != current.delivery_count) {
         return Ok(Err(SettleRefusal::Superseded(current)));
     }
     let now = req.now.0;
-    let (state, until, retry, finished, bumped): (DeliveryState, Option<i64>, u32, Option<i64>, Vec<&str>) =
-        match req.settlement {
-            Settlement::Acknowledge => (DeliveryState::Acknowledged, None, 0, Some(now), vec!["acknowledged"]),
-            Settlement::Release { at } => (DeliveryState::Available, Some(at.0), 1, None, vec!["requeued"]),
-            Settlement::Extend { until } => {
-                if current.state != DeliveryState::Leased || current.until.is_none_or(|u| u.0 <= now) {
-                    return Ok(Err(SettleRefusal::NotLeased(current)));
-                }
-                (DeliveryState::Leased, Some(until.0), 0, None, vec![])
+    let (state, until, retry, finished): (DeliveryState, Option<i64>, u32, Option<i64>) = match req.settlement {
+        Settlement::Acknowledge => (DeliveryState::Acknowledged, None, 0, Some(now)),
+        Settlement::Release { at } => (DeliveryState::Available, Some(at.0), 1, None),
+        Settlement::Extend { until } => {
+            if current.state != DeliveryState::Leased || current.until.is_none_or(|u| u.0 <= now) {
+                return Ok(Err(SettleRefusal::NotLeased(current)));
             }
-            Settlement::Hold { until } => (DeliveryState::Leased, Some(until.0), 0, None, vec![]),
-            Settlement::Drop { cause, dead_lettered, handed_out } => {
-                if !handed_out {
-                    bump(conn, req.queue, "consumed", -1)?;
-                    if current.delivery_count > 1 {
-                        bump(conn, req.queue, "redelivered", -1)?;
-                    }
-                }
-                let mut bumped = match cause {
-                    DropCause::Rejected => vec!["rejected"],
-                    DropCause::Expired => vec!["expired"],
-                    DropCause::DeliveryLimit => vec![],
-                };
-                let state = if dead_lettered {
-                    bumped.push("dead_lettered");
-                    DeliveryState::DeadLettered
-                } else {
-                    cause.final_state()
-                };
-                (state, None, 0, Some(now), bumped)
-            }
-        };
+            (DeliveryState::Leased, Some(until.0), 0, None)
+        }
+        Settlement::Hold { until } => (DeliveryState::Leased, Some(until.0), 0, None),
+        Settlement::Drop { cause, dead_lettered } => {
+            let state = if dead_lettered { DeliveryState::DeadLettered } else { cause.final_state() };
+            (state, None, 0, Some(now))
+        }
+    };
     let keep_consumer = state == DeliveryState::Leased;
     conn.prepare_cached(
         "UPDATE deliveries SET state = ?5, until = ?6, retry_count = retry_count + ?7, finished_at = ?8,
@@ -166,9 +140,6 @@ pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Resu
         ])
     })
     .map_err(backend)?;
-    for name in bumped {
-        bump(conn, req.queue, name, 1)?;
-    }
     let after = load(conn, req.queue, &grp, req.partition, req.offset)?;
     Ok(Ok(after.expect("the row was just updated")))
 }
@@ -228,19 +199,6 @@ fn load(conn: &Connection, queue: QueueId, grp: &str, partition: u32, offset: u6
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row(params![queue, grp, partition, offset], delivery_from_row).optional())
         .map_err(backend)
-}
-
-fn bump(conn: &Connection, queue: QueueId, name: &str, by: i64) -> StoreResult<()> {
-    if by == 0 {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "INSERT INTO counters (queue_id, name, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (queue_id, name) DO UPDATE SET value = value + ?3",
-    )
-    .and_then(|mut s| s.execute(params![queue, name, by]))
-    .map_err(backend)?;
-    Ok(())
 }
 
 pub(super) const DELIVERY_COLUMNS: &str = "grp, partition, offset, state, delivery_count, retry_count, consumer, until, \

@@ -1,4 +1,5 @@
-//! The message log on SQLite: one row per record, offsets kept per partition.
+//! The message log on SQLite: one row per record, and per partition a row with
+//! its next offset; a queue's log exists while its partition rows do.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -6,66 +7,74 @@ use serde_json::{Map, Value};
 
 use super::{SqliteStore, writer::backend};
 use crate::{
-    domain::{MessageId, Timestamp},
+    domain::Timestamp,
     error::StoreError,
-    ports::{BackendInfo, Content, MessageLog, PartitionInfo, QueueId, Record, StoreResult},
+    ports::{BackendInfo, Content, LogSpec, MessageLog, PartitionInfo, QueueId, ReadLimit, Record, StoreResult},
 };
 
 #[async_trait]
 impl MessageLog for SqliteStore {
-    async fn append_many(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<u64>> {
+    async fn create_log(&self, queue: QueueId, spec: &LogSpec) -> StoreResult<()> {
+        let partitions = spec.partitions;
         self.writing(move |conn| {
-            let exists: Option<i64> = conn
-                .prepare_cached("SELECT 1 FROM queues WHERE id = ?1")
-                .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
+            for partition in 0..partitions {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, 0)",
+                )
+                .and_then(|mut s| s.execute(params![queue, partition]))
                 .map_err(backend)?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound);
             }
-            let offsets = reserve_offsets(conn, queue, &records)?;
-            for ((partition, record), offset) in records.iter().zip(&offsets) {
-                insert(conn, queue, *partition, *offset, record)?;
-            }
-            Ok(offsets)
+            Ok(())
         })
         .await
     }
 
-    async fn read(&self, id: MessageId) -> StoreResult<Option<Record>> {
+    /// One transaction: all records are appended, or none.
+    async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<StoreResult<u64>>> {
+        self.writing(move |conn| {
+            let offsets = reserve_offsets(conn, queue, &records)?;
+            for ((partition, record), offset) in records.iter().zip(&offsets) {
+                insert(conn, queue, *partition, *offset, record)?;
+            }
+            Ok(offsets.into_iter().map(Ok).collect())
+        })
+        .await
+    }
+
+    async fn read_range(
+        &self,
+        queue: QueueId,
+        partition: u32,
+        from: u64,
+        limit: ReadLimit,
+    ) -> StoreResult<Vec<(u64, Record)>> {
         self.reading_now(|conn| {
-            conn.prepare_cached(
-                "SELECT key, routing_key, is_json, content, headers, priority, ttl_ms, persistent, published_at
-                 FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset = ?3",
-            )
-            .and_then(|mut s| s.query_row(params![id.queue_id, id.partition, id.offset], record_from_row).optional())
-            .map_err(backend)
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, routing_key, is_json, content, headers, priority, ttl_ms, persistent, published_at,
+                        offset FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset >= ?3
+                     ORDER BY offset LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![queue, partition, from, limit.records], |r| Ok((r.get(9)?, record_from_row(r)?)))
+                .map_err(backend)?;
+            let mut out: Vec<(u64, Record)> = Vec::new();
+            let mut bytes = 0;
+            for row in rows {
+                let (offset, record) = row.map_err(backend)?;
+                if !out.is_empty() && bytes + record.content_bytes() > limit.bytes {
+                    break;
+                }
+                bytes += record.content_bytes();
+                out.push((offset, record));
+            }
+            Ok(out)
         })
     }
 
     async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>> {
         self.reading_now(|conn| partitions(conn, queue))
-    }
-
-    async fn count_live(&self, queue: QueueId, now: Timestamp, from: &[(u32, u64)]) -> StoreResult<u64> {
-        let from = from.to_vec();
-        self.reading(move |conn| {
-            let all: u64 = conn
-                .prepare_cached("SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND published_at + ttl_ms > ?2")
-                .and_then(|mut s| s.query_row(params![queue, now.0], |r| r.get(0)))
-                .map_err(backend)?;
-            let mut before: u64 = 0;
-            for (partition, offset) in from {
-                before += conn
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM records WHERE queue_id = ?1 AND partition = ?2 AND offset < ?3
-                         AND published_at + ttl_ms > ?4",
-                    )
-                    .and_then(|mut s| s.query_row(params![queue, partition, offset, now.0], |r| r.get::<_, u64>(0)))
-                    .map_err(backend)?;
-            }
-            Ok(all - before)
-        })
-        .await
     }
 
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64> {
@@ -110,7 +119,8 @@ impl MessageLog for SqliteStore {
     }
 }
 
-/// Takes the next offsets of each partition the records go to, one update per partition.
+/// Takes the next offsets of each partition the records go to, one update per partition;
+/// `NotFound` when the log or a partition does not exist.
 fn reserve_offsets(conn: &Connection, queue: QueueId, records: &[(u32, Record)]) -> StoreResult<Vec<u64>> {
     let mut counts: Vec<(u32, u64)> = Vec::new();
     for (partition, _) in records {
@@ -123,12 +133,12 @@ fn reserve_offsets(conn: &Connection, queue: QueueId, records: &[(u32, Record)])
     for (partition, n) in counts {
         let first: u64 = conn
             .prepare_cached(
-                "INSERT INTO partitions (queue_id, partition, next_offset) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (queue_id, partition) DO UPDATE SET next_offset = next_offset + ?3
+                "UPDATE partitions SET next_offset = next_offset + ?3 WHERE queue_id = ?1 AND partition = ?2
                  RETURNING next_offset - ?3",
             )
-            .and_then(|mut s| s.query_row(params![queue, partition, n], |r| r.get(0)))
-            .map_err(backend)?;
+            .and_then(|mut s| s.query_row(params![queue, partition, n], |r| r.get(0)).optional())
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound)?;
         next.push((partition, first));
     }
     Ok(records

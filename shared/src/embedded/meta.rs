@@ -1,10 +1,10 @@
 //! Queues and subscriptions on SQLite. Settings and subscriptions are stored
-//! as JSON documents, as the DynamoDB backend stores them.
+//! as JSON documents (see [`documents`](super::documents)).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, writer::backend};
+use super::{SqliteStore, documents::StoredSubscription, writer::backend};
 use crate::{
     domain::{QueueName, Timestamp},
     error::StoreError,
@@ -20,10 +20,11 @@ impl MetadataStore for SqliteStore {
         name: &QueueName,
         settings: &QueueSettings,
         owner: Option<&str>,
+        now: Timestamp,
     ) -> StoreResult<Queue> {
         let (name, settings, owner) = (name.clone(), settings.clone(), owner.map(str::to_owned));
         self.writing(move |conn| {
-            let now = Timestamp::now().0;
+            let now = now.0;
             let inserted = conn
                 .execute(
                     "INSERT INTO queues (name, settings, owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -46,13 +47,13 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn update_queue(&self, id: QueueId, settings: &QueueSettings) -> StoreResult<Queue> {
+    async fn update_queue(&self, id: QueueId, settings: &QueueSettings, now: Timestamp) -> StoreResult<Queue> {
         let settings = settings.clone();
         self.writing(move |conn| {
             let changed = conn
                 .execute(
                     "UPDATE queues SET settings = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, to_json(&settings)?, Timestamp::now().0],
+                    params![id, to_json(&settings)?, now.0],
                 )
                 .map_err(backend)?;
             if changed == 0 {
@@ -84,25 +85,14 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_queue(&self, id: QueueId) -> StoreResult<bool> {
         self.writing(move |conn| {
-            let tables = [
-                "subscriptions",
-                "group_offsets",
-                "deliveries",
-                "counters",
-                "consumer_activity",
-                "attempts",
-                "failure_runs",
-            ];
-            for table in tables {
-                conn.execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [id]).map_err(backend)?;
-            }
+            conn.execute("DELETE FROM subscriptions WHERE queue_id = ?1", [id]).map_err(backend)?;
             Ok(conn.execute("DELETE FROM queues WHERE id = ?1", [id]).map_err(backend)? > 0)
         })
         .await
     }
 
     async fn create_subscription(&self, sub: &Subscription) -> StoreResult<()> {
-        let (id, queue_id, body) = (sub.id.clone(), sub.queue_id, to_json(sub)?);
+        let (id, queue_id, body) = (sub.id.clone(), sub.queue_id, to_json(&StoredSubscription::from(sub))?);
         self.writing(move |conn| {
             let queue_exists = conn
                 .query_row("SELECT 1 FROM queues WHERE id = ?1", [queue_id], |_| Ok(()))
@@ -111,11 +101,15 @@ impl MetadataStore for SqliteStore {
             if queue_exists.is_none() {
                 return Err(StoreError::NotFound);
             }
-            conn.execute(
-                "INSERT INTO subscriptions (id, queue_id, body) VALUES (?1, ?2, ?3)",
-                params![id, queue_id, body],
-            )
-            .map_err(backend)?;
+            let inserted = conn
+                .execute(
+                    "INSERT INTO subscriptions (id, queue_id, body) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+                    params![id, queue_id, body],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("subscription {id} exists")));
+            }
             Ok(())
         })
         .await
@@ -128,7 +122,7 @@ impl MetadataStore for SqliteStore {
                 .query_row("SELECT body FROM subscriptions WHERE id = ?1", [id], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
-            body.map(|b| from_json(&b)).transpose()
+            body.map(|b| subscription_from(&b)).transpose()
         })
     }
 
@@ -138,13 +132,13 @@ impl MetadataStore for SqliteStore {
                 .prepare_cached("SELECT body FROM subscriptions WHERE ?1 IS NULL OR queue_id = ?1 ORDER BY id")
                 .map_err(backend)?;
             let bodies = stmt.query_map([queue], |r| r.get::<_, String>(0)).map_err(backend)?;
-            bodies.map(|b| from_json(&b.map_err(backend)?)).collect()
+            bodies.map(|b| subscription_from(&b.map_err(backend)?)).collect()
         })
         .await
     }
 
     async fn update_subscription(&self, sub: &Subscription) -> StoreResult<()> {
-        let (id, body) = (sub.id.clone(), to_json(sub)?);
+        let (id, body) = (sub.id.clone(), to_json(&StoredSubscription::from(sub))?);
         self.writing(move |conn| {
             let changed =
                 conn.execute("UPDATE subscriptions SET body = ?2 WHERE id = ?1", params![id, body]).map_err(backend)?;
@@ -182,6 +176,10 @@ fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<Queue>> {
         })
     };
     Ok(queue())
+}
+
+fn subscription_from(body: &str) -> StoreResult<Subscription> {
+    from_json::<StoredSubscription>(body)?.try_into().map_err(StoreError::Failed)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {

@@ -3,11 +3,15 @@
 //! through one group-committing writer per process, with `synchronous=FULL`,
 //! so an answered write has been fsync'd. Reads use a small connection pool.
 
-mod delivery;
+mod consumers;
+mod documents;
+mod lease_store;
 mod leases;
 mod log;
 mod meta;
+mod push;
 mod schema;
+mod stats;
 mod writer;
 
 use std::{
@@ -21,7 +25,10 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{error::StoreError, ports::StoreResult};
+use crate::{
+    error::StoreError,
+    ports::{QueueId, StoreResult},
+};
 use writer::{Durability, Writer, backend};
 
 /// Most idle read connections kept.
@@ -107,6 +114,25 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         self.inner.writer.write(Durability::Relaxed, f).await
+    }
+
+    /// Deletes a queue's rows (of one group, when given) from each table.
+    async fn delete_rows(&self, tables: &[&'static str], queue: QueueId, group: Option<String>) -> StoreResult<()> {
+        let tables = tables.to_vec();
+        self.writing_relaxed(move |conn| {
+            for table in tables {
+                match &group {
+                    Some(grp) => conn.execute(
+                        &format!("DELETE FROM {table} WHERE queue_id = ?1 AND grp = ?2"),
+                        rusqlite::params![queue, grp],
+                    ),
+                    None => conn.execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [queue]),
+                }
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// A point read (an indexed lookup of a few rows), run on the calling thread:

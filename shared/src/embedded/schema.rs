@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS consumers (
     tokens_at INTEGER,
     PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    grp TEXT NOT NULL,
+    consumer TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    tokens_at INTEGER NOT NULL,
+    PRIMARY KEY (grp, consumer)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     queue_id INTEGER NOT NULL,
     grp TEXT NOT NULL,
@@ -110,7 +117,22 @@ CREATE TABLE IF NOT EXISTS consumer_activity (
 ) WITHOUT ROWID;
 ";
 
-/// Creates the tables that are missing.
+/// Changes to files made by earlier versions, by `user_version`: each runs once, in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: a queue's log is its rows in `partitions`, made when the queue is created; files from
+    // before made them on first append, so make the missing ones.
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1023)
+     INSERT OR IGNORE INTO partitions (queue_id, partition, next_offset)
+     SELECT q.id, n.i, 0 FROM queues q JOIN n ON n.i < json_extract(q.settings, '$.partitions')",
+];
+
+/// Creates the tables that are missing, then runs the migrations the file has not had.
 pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch(SCHEMA).map_err(backend)
+    conn.execute_batch(SCHEMA).map_err(backend)?;
+    let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))
+            .map_err(backend)?;
+    }
+    Ok(())
 }

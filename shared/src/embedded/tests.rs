@@ -7,7 +7,7 @@ use super::SqliteStore;
 use crate::{
     domain::{MessageId, QueueName, Timestamp},
     error::StoreError,
-    ports::{Content, MessageLog, MetadataStore, QueueArguments, QueueSettings, Record},
+    ports::{Content, LogSpec, MessageLog, MetadataStore, QueueArguments, QueueSettings, Record},
 };
 
 fn settings() -> QueueSettings {
@@ -36,15 +36,28 @@ fn record(text: &str) -> Record {
     }
 }
 
+/// A queue named `q` with its log of two partitions.
+async fn queue(store: &SqliteStore) -> crate::ports::Queue {
+    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None, Timestamp(1)).await.unwrap();
+    let spec = LogSpec { partitions: 2, retention_ms: None, max_bytes: None };
+    store.create_log(queue.id, &spec).await.unwrap();
+    queue
+}
+
+/// Appends one record; answers its offset.
+async fn append(store: &SqliteStore, queue: u64, partition: u32, r: Record) -> Result<u64, StoreError> {
+    store.append(queue, vec![(partition, r)]).await?.remove(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_dense_offsets_per_partition() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
-    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let queue = queue(&store).await;
     let tasks: Vec<_> = (0..200u32)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { (i % 2, store.append(queue.id, i % 2, record(&i.to_string())).await.unwrap()) })
+            tokio::spawn(async move { (i % 2, append(&store, queue.id, i % 2, record(&i.to_string())).await.unwrap()) })
         })
         .collect();
     let mut offsets = [Vec::new(), Vec::new()];
@@ -64,12 +77,12 @@ async fn concurrent_appends_get_dense_offsets_per_partition() {
 async fn a_failing_job_does_not_undo_its_neighbours() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let queue = queue(&store).await;
     let (name, settings) = (QueueName::parse("q").unwrap(), settings());
     let (ok, gone, dup) = tokio::join!(
-        store.append(queue.id, 0, record("kept")),
-        store.append(queue.id + 1, 0, record("no such queue")),
-        store.create_queue(&name, &settings, None),
+        append(&store, queue.id, 0, record("kept")),
+        append(&store, queue.id + 1, 0, record("no such queue")),
+        store.create_queue(&name, &settings, None, Timestamp(2)),
     );
     assert!(matches!(gone, Err(StoreError::NotFound)));
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
@@ -81,11 +94,11 @@ async fn a_failing_job_does_not_undo_its_neighbours() {
 async fn trim_removes_old_records_then_the_oldest_over_the_size_cap() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let queue = queue(&store).await;
     for i in 0..10 {
         let mut r = record(&"x".repeat(100));
         r.published_at = Timestamp(1_000 + i);
-        store.append(queue.id, 0, r).await.unwrap();
+        append(&store, queue.id, 0, r).await.unwrap();
     }
     assert_eq!(store.trim(queue.id, Timestamp(1_003), None).await.unwrap(), 3);
     assert_eq!(store.trim(queue.id, Timestamp(0), Some(450)).await.unwrap(), 3);
@@ -103,7 +116,7 @@ async fn the_wal_starts_over_under_a_steady_stream_of_writes() {
         restart_after_frames: 256,
     };
     let store = Arc::new(SqliteStore::open_with(&path, checkpoints).unwrap());
-    let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None).await.unwrap();
+    let queue = queue(&store).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     // Eight writers keep the single writer busy, so a checkpoint never finds the WAL idle.
     let writers: Vec<_> = (0..8u32)
@@ -112,7 +125,7 @@ async fn the_wal_starts_over_under_a_steady_stream_of_writes() {
             tokio::spawn(async move {
                 let mut written = 0u64;
                 while std::time::Instant::now() < deadline {
-                    store.append(queue.id, w % 2, record(&"x".repeat(1000))).await.unwrap();
+                    append(&store, queue.id, w % 2, record(&"x".repeat(1000))).await.unwrap();
                     written += 1;
                 }
                 written
@@ -146,11 +159,11 @@ async fn lookups_by_message_use_their_index() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     for (sql, index) in [
         (
-            super::delivery::deliveries_of_record(),
+            super::lease_store::deliveries_of_record(),
             "USING INDEX deliveries_by_record (queue_id=? AND partition=? AND offset=?)",
         ),
         (
-            super::delivery::ATTEMPTS_OF_RECORD.to_owned(),
+            super::push::ATTEMPTS_OF_RECORD.to_owned(),
             "USING INDEX attempts_by_record (queue_id=? AND partition=? AND offset=?)",
         ),
     ] {

@@ -20,6 +20,7 @@ pub(super) struct DeclareRequest {
     auto_delete: Option<bool>,
     exclusive: Option<bool>,
     arguments: Option<Map<String, Value>>,
+    partitions: Option<u32>,
 }
 
 pub(super) async fn declare(
@@ -34,6 +35,7 @@ pub(super) async fn declare(
         auto_delete: req.auto_delete.unwrap_or(false),
         exclusive: req.exclusive.unwrap_or(false),
         arguments: parse_arguments(&req.arguments.unwrap_or_default())?,
+        partitions: req.partitions,
     };
     let (status, created) = state.service.declare_queue(&caller, &name, decl).await?;
     let code = if created { StatusCode::CREATED } else { StatusCode::OK };

@@ -107,6 +107,7 @@ pub(super) struct SubscribeRequest {
     dead_letter_queue: Option<String>,
     prefetch_count: Option<u32>,
     match_headers: Option<Map<String, Value>>,
+    ordered: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,13 +133,11 @@ pub(super) async fn subscribe(
         headers: callback_headers(req.headers.unwrap_or_default())?,
         retry_policy: retry_policy(req.retry_policy.unwrap_or_default())?,
         dead_letter_queue: req.dead_letter_queue.map(|q| parse_queue("dead_letter_queue", &q)).transpose()?,
-        match_headers: match req.match_headers {
-            Some(filter) => {
-                crate::routing::HeaderMatch::parse(&filter).map_err(|e| Error::invalid("match_headers", e))?;
-                Some(filter)
-            }
-            None => None,
-        },
+        match_headers: req
+            .match_headers
+            .map(|filter| crate::routing::HeaderMatch::parse(&filter).map_err(|e| Error::invalid("match_headers", e)))
+            .transpose()?,
+        ordered: req.ordered.unwrap_or(false),
         prefetch_count: match req.prefetch_count.unwrap_or(10) {
             n @ 1..=1000 => n,
             _ => return Err(Error::invalid("prefetch_count", "must be 1 to 1000")),
@@ -185,9 +184,9 @@ pub(super) fn subscription_json(sub: &Subscription) -> Value {
         "subscription_id": sub.id,
         "queue": sub.queue,
         "routing_key": sub.routing_key,
-        "callback_url": sub.callback_url,
-        "status": sub.status,
-        "created_at": crate::domain::Timestamp(sub.created_at),
+        "callback_url": sub.callback_url.as_str(),
+        "status": sub.status.as_str(),
+        "created_at": sub.created_at,
         "retry_policy": {
             "max_retries": sub.retry_policy.max_retries,
             "retry_delay": sub.retry_policy.retry_delay,
@@ -195,7 +194,8 @@ pub(super) fn subscription_json(sub: &Subscription) -> Value {
         },
         "dead_letter_queue": sub.dead_letter_queue,
         "prefetch_count": sub.prefetch_count,
-        "match_headers": sub.match_headers,
+        "ordered": sub.ordered,
+        "match_headers": sub.match_headers.as_ref().map(|m| m.filter()),
         "secret": sub.secret,
     })
 }

@@ -9,7 +9,7 @@ use super::{
     parse_json,
     queue_api::parse_queue,
 };
-use crate::{app::AppState, auth::Principal, domain::Timestamp, error::Result, ports::Subscription};
+use crate::{app::AppState, auth::Principal, error::Result, ports::Subscription};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +89,7 @@ fn view(sub: &Subscription) -> Value {
     if let Some(map) = body.as_object_mut() {
         map.remove("secret");
         map.insert("paused_reason".into(), json!(sub.paused_reason));
-        map.insert("updated_at".into(), json!(Timestamp(sub.updated_at)));
+        map.insert("updated_at".into(), json!(sub.updated_at));
     }
     body
 }

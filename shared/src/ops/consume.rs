@@ -1,19 +1,46 @@
 //! Consuming: lease records to a consumer of a group, long-polling when none
-//! is ready. Records past their TTL or their group's delivery limit are
-//! dead-lettered (or dropped) here instead of being handed out.
+//! is ready. Leased records are screened first (`screening`): those past their
+//! TTL or their group's delivery limit are dead-lettered or dropped instead.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
-use super::{Service, dead_letter::Unsuccessful};
+use super::Service;
 use crate::{
     auth::Principal,
     domain::{MessageId, QueueName, Timestamp},
     error::{Error, Result},
-    ports::{AcquireRequest, DropCause, GroupRef, Lease, Queue, Record},
+    ports::{AcquireRequest, GroupRef, Lease, Queue, QueueId, Record},
 };
 
 /// How often a waiting consumer re-checks for records other processes published.
 const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How often one process writes that a consumer is still consuming from a queue.
+const SEEN_EVERY: Duration = Duration::from_secs(10);
+/// Consumers remembered before the memory of who was seen starts over.
+const SEEN_KEPT: usize = 10_000;
+
+/// When this process last wrote that a consumer of a group consumed from a queue.
+#[derive(Debug, Default)]
+pub(super) struct Seen(Mutex<HashMap<(QueueId, String, String), Instant>>);
+
+impl Seen {
+    /// Whether it is time to write it again; notes that it is being written.
+    fn due(&self, key: (QueueId, String, String)) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(&key).is_some_and(|at| at.elapsed() < SEEN_EVERY) {
+            return false;
+        }
+        if seen.len() >= SEEN_KEPT {
+            seen.clear();
+        }
+        seen.insert(key, Instant::now());
+        true
+    }
+}
 
 /// A consume request, already validated.
 #[derive(Debug, Clone)]
@@ -81,43 +108,31 @@ impl Service {
             partitions: self.log.partitions(queue.id).await?,
             per_partition: None,
         };
-        let leases = self.delivery.acquire(&request).await?;
-        let limit = self.delivery_limit(queue, &cmd.group).await?;
-        let mut delivered = Vec::with_capacity(leases.len());
-        for lease in leases {
-            let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
-            let record = self.log.read(id).await?;
-            let (cause, reason) = match &record {
-                None => (DropCause::Expired, "removed by retention".to_owned()),
-                Some(r) if r.expires_at() <= now => (DropCause::Expired, "ttl passed".to_owned()),
-                Some(_) if lease.delivery_count > limit => {
-                    (DropCause::DeliveryLimit, format!("delivered {limit} times without being acknowledged"))
-                }
-                Some(r) => {
-                    delivered.push(Delivered { id, queue: queue.name.clone(), record: r.clone(), lease });
-                    continue;
-                }
-            };
-            let u = Unsuccessful {
-                handed_out: false,
-                queue,
-                group: &cmd.group,
-                id,
-                record: record.as_ref(),
-                delivery_count: lease.delivery_count,
-                cause,
-                reason: &reason,
-            };
-            // A refusal means another delivery superseded this one; it is that one's to finish.
-            let _ = self.finish_unsuccessfully(u).await?;
+        let acquired = self.acquire_counted(&request).await?;
+        if let GroupRef::Consumers(group) = &cmd.group {
+            self.note_seen(queue.id, group, &cmd.consumer, now).await;
         }
-        Ok(delivered)
+        let ready = self.screen_leases(queue, &cmd.group, None, acquired.leases).await?;
+        Ok(ready
+            .into_iter()
+            .map(|(id, record, lease)| Delivered { id, queue: queue.name.clone(), record, lease })
+            .collect())
+    }
+
+    /// Notes that a consumer consumed from a queue, at most once per [`SEEN_EVERY`] per process.
+    async fn note_seen(&self, queue: QueueId, group: &str, consumer: &str, now: Timestamp) {
+        if !self.seen.due((queue, group.to_owned(), consumer.to_owned())) {
+            return;
+        }
+        if let Err(e) = self.registry.seen(queue, group, consumer, now).await {
+            tracing::warn!(queue, group, consumer, "consumer activity not written: {e}");
+        }
     }
 
     /// How many records this call may lease: the request's `max`, within a registered consumer's limits.
     async fn consumer_allowance(&self, queue: &Queue, cmd: &Consume) -> Result<u32> {
         let GroupRef::Consumers(group) = &cmd.group else { return Ok(cmd.max) };
-        let Some(registered) = self.delivery.consumer(group, &cmd.consumer).await? else { return Ok(cmd.max) };
+        let Some(registered) = self.registry.consumer(group, &cmd.consumer).await? else { return Ok(cmd.max) };
         if !registered.topics.iter().any(|t| t == queue.name.as_str()) {
             return Err(Error::Forbidden {
                 reason: format!(
@@ -129,7 +144,7 @@ impl Service {
         let now = self.now();
         let mut max = cmd.max;
         if let Some(cap) = registered.max_concurrency {
-            let held = self.delivery.leased_by(queue.id, &cmd.group, &cmd.consumer, now).await?;
+            let held = self.leases.leased_by(queue.id, &cmd.group, &cmd.consumer, now).await?;
             let room = u64::from(cap).saturating_sub(held);
             if room == 0 {
                 return Err(Error::RateLimited {
@@ -142,7 +157,7 @@ impl Service {
             max = max.min(u32::try_from(room).unwrap_or(u32::MAX));
         }
         if let Some(rate) = registered.rate_limit {
-            let granted = self.delivery.take_tokens(group, &cmd.consumer, max, rate, now).await?;
+            let granted = self.limiter.take_tokens(group, &cmd.consumer, max, rate, now).await?;
             if granted == 0 {
                 return Err(Error::RateLimited {
                     limit: u64::from(rate),

@@ -32,7 +32,8 @@ impl Service {
             registered_at: self.now(),
             last_seen_at: None,
         };
-        self.delivery.register_consumer(&record).await?;
+        self.registry.register_consumer(&record).await?;
+        self.limiter.reset(&record.group, &record.consumer).await?;
         Ok(record)
     }
 }

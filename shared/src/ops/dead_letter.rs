@@ -61,13 +61,17 @@ impl Service {
         };
         if let (Some(dlq), Some(record)) = (&dlq, u.record) {
             let hold = Settlement::Hold { until: self.now().plus_ms(HOLD_MS) };
-            if let Err(refused) = self.delivery.settle(&self.request(&u, hold)).await? {
+            if let Err(refused) = self.settle_counted(&self.request(&u, hold)).await? {
                 return Ok(Err(refused));
             }
             self.publish(&system(u.queue), dead_letter_copy(dlq.clone(), &u, record, self.now())).await?;
         }
-        let drop = Settlement::Drop { cause: u.cause, dead_lettered: dlq.is_some(), handed_out: u.handed_out };
-        Ok(self.delivery.settle(&self.request(&u, drop)).await?)
+        let drop = Settlement::Drop { cause: u.cause, dead_lettered: dlq.is_some() };
+        let outcome = self.settle_counted(&self.request(&u, drop)).await?;
+        if outcome.is_ok() && !u.handed_out {
+            self.uncount_lease(u.queue.id, u.delivery_count).await;
+        }
+        Ok(outcome)
     }
 
     fn request(&self, u: &Unsuccessful<'_>, settlement: Settlement) -> SettleRequest {

@@ -58,7 +58,7 @@ impl Service {
         let queues = self.meta.queues().await?;
         let subs = self.meta.subscriptions(None).await?;
         let active_queues = queues.iter().filter(|q| subs.iter().any(|s| s.queue_id == q.id)).count();
-        let active_subs = subs.iter().filter(|s| s.status == "active").count();
+        let active_subs = subs.iter().filter(|s| s.is_active()).count();
         Ok((
             QueueCounts { total: queues.len() as u64, active: active_queues as u64 },
             QueueCounts { total: subs.len() as u64, active: active_subs as u64 },

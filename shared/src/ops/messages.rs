@@ -1,5 +1,5 @@
 //! Reading a message back by id: the id locates the record in the log; its
-//! state in each group comes from the delivery store.
+//! state in each group comes from the lease store, its push attempts from the push log.
 
 use super::Service;
 use crate::{
@@ -95,11 +95,11 @@ impl Service {
         let queue = self.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
         super::check_access(caller, &queue)?;
         let record = self.log.read(id).await?.ok_or_else(not_found)?;
-        let deliveries = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;
+        let deliveries = self.leases.deliveries(id.queue_id, id.partition, id.offset).await?;
         let furthest = deliveries.iter().map(MessageStatus::of).max().unwrap_or(MessageStatus::Published);
         let expired = record.expires_at() <= self.now() && furthest < MessageStatus::Expired;
         let status = if expired { MessageStatus::Expired } else { furthest };
-        let attempts = self.delivery.attempts(id.queue_id, id.partition, id.offset).await?;
+        let attempts = self.push.attempts(id.queue_id, id.partition, id.offset).await?;
         Ok(MessageView { id, queue, record, status, deliveries, attempts })
     }
 }

@@ -3,13 +3,18 @@
 
 mod consume;
 mod consumers;
+mod counting;
 mod dead_letter;
+mod depth;
 mod dispatch;
 mod health;
 mod messages;
 mod publish;
+mod push;
 mod queue_cache;
 mod queues;
+mod reading;
+mod screening;
 mod settle;
 mod subscriptions;
 mod wakeups;
@@ -25,6 +30,7 @@ pub use dispatch::run_dispatcher;
 pub use health::{HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
+pub use push::{PushItem, PushOutcome};
 pub use queues::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
 pub use subscriptions::NewSubscription;
@@ -37,7 +43,10 @@ use crate::{
     domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
     metrics::Metrics,
-    ports::{DeliveryStore, MessageLog, MetadataStore, Queue, QueueArguments, QueueId, QueueSettings},
+    ports::{
+        ConsumerRegistry, LeaseStore, LogSpec, MessageLog, MetadataStore, PushLog, Queue, QueueArguments, QueueId,
+        QueueSettings, QueueStats, RateLimiter,
+    },
 };
 use queue_cache::QueueCache;
 use wakeups::{Stopping, Wakeups};
@@ -50,7 +59,11 @@ pub struct Service {
     pub config: Arc<Config>,
     log: Arc<dyn MessageLog>,
     meta: Arc<dyn MetadataStore>,
-    delivery: Arc<dyn DeliveryStore>,
+    leases: Arc<dyn LeaseStore>,
+    registry: Arc<dyn ConsumerRegistry>,
+    limiter: Arc<dyn RateLimiter>,
+    push: Arc<dyn PushLog>,
+    stats: Arc<dyn QueueStats>,
     clock: Arc<dyn Clock>,
     /// Resolves callback hosts, at subscribe time and at delivery.
     resolver: Arc<dyn Resolve>,
@@ -58,6 +71,7 @@ pub struct Service {
     wakeups: Arc<Wakeups>,
     stopping: Arc<Stopping>,
     queues: Arc<QueueCache>,
+    seen: Arc<consume::Seen>,
     started: Instant,
     next_partition: Arc<AtomicU32>,
 }
@@ -68,12 +82,34 @@ impl std::fmt::Debug for Service {
     }
 }
 
-/// The backends behind the ports.
+/// The backends behind the ports; a deployment may mix them.
 #[derive(Clone)]
 pub struct Backends {
     pub log: Arc<dyn MessageLog>,
     pub meta: Arc<dyn MetadataStore>,
-    pub delivery: Arc<dyn DeliveryStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub registry: Arc<dyn ConsumerRegistry>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub push: Arc<dyn PushLog>,
+    pub stats: Arc<dyn QueueStats>,
+}
+
+impl Backends {
+    /// Every port served by one store.
+    pub fn all<S>(store: Arc<S>) -> Self
+    where
+        S: MessageLog + MetadataStore + LeaseStore + ConsumerRegistry + RateLimiter + PushLog + QueueStats,
+    {
+        Self {
+            log: store.clone(),
+            meta: store.clone(),
+            leases: store.clone(),
+            registry: store.clone(),
+            limiter: store.clone(),
+            push: store.clone(),
+            stats: store,
+        }
+    }
 }
 
 impl std::fmt::Debug for Backends {
@@ -88,13 +124,18 @@ impl Service {
             config: Arc::new(config),
             log: backends.log,
             meta: backends.meta,
-            delivery: backends.delivery,
+            leases: backends.leases,
+            registry: backends.registry,
+            limiter: backends.limiter,
+            push: backends.push,
+            stats: backends.stats,
             clock: Arc::new(SystemClock),
             resolver: Arc::new(SystemResolver),
             metrics: Arc::default(),
             wakeups: Arc::default(),
             stopping: Arc::default(),
             queues: Arc::default(),
+            seen: Arc::default(),
             started: Instant::now(),
             next_partition: Arc::default(),
         }
@@ -141,18 +182,29 @@ impl Service {
         let queue = match self.cached_queue(name).await? {
             Some(q) => q,
             None if create && self.config.auto_create_queues => {
-                let queue = match self.meta.create_queue(name, &self.default_settings(), None).await {
+                match self.create_queue(name, &self.default_settings(), None).await {
                     Ok(q) => q,
                     // Another request made it first.
                     Err(StoreError::Conflict(_)) => self.existing_queue(name).await?,
                     Err(e) => return Err(e.into()),
-                };
-                self.queues.put(&queue);
-                queue
+                }
             }
             None => return Err(Error::QueueNotFound { queue: name.to_string() }),
         };
         check_access(caller, &queue)?;
+        Ok(queue)
+    }
+
+    /// Creates a queue and its log; `Conflict` when the name is taken.
+    async fn create_queue(
+        &self,
+        name: &QueueName,
+        settings: &QueueSettings,
+        owner: Option<&str>,
+    ) -> std::result::Result<Queue, StoreError> {
+        let queue = self.meta.create_queue(name, settings, owner, self.now()).await?;
+        self.log.create_log(queue.id, &log_spec(&queue.settings)).await?;
+        self.queues.put(&queue);
         Ok(queue)
     }
 
@@ -183,6 +235,11 @@ impl Service {
         }
         Ok(queue)
     }
+}
+
+/// What a queue's log is made with.
+fn log_spec(settings: &QueueSettings) -> LogSpec {
+    LogSpec { partitions: settings.partitions, retention_ms: settings.retention_ms, max_bytes: settings.max_bytes }
 }
 
 /// An exclusive queue is used by the principal that declared it and no other.

@@ -120,20 +120,38 @@ impl Service {
             return fail(e);
         }
         let records: Vec<(u32, Record)> = items.iter().map(|(_, p, r)| (*p, r.clone())).collect();
-        match self.log.append_many(queue.id, records).await {
-            Ok(offsets) => items
-                .into_iter()
-                .zip(offsets)
-                .map(|((index, partition, record), offset)| {
-                    let id = MessageId { queue_id: queue.id, partition, offset };
-                    (index, Ok(Published { id, queue: queue.clone(), record }))
-                })
-                .collect(),
+        let appended = match self.log.append(queue.id, records.clone()).await {
+            // The queue is in the metadata but its log is not (a crash between the two, or a
+            // partition added by another process): make it, then append once more.
+            Err(StoreError::NotFound) if self.heal_log(queue).await => self.log.append(queue.id, records).await,
+            other => other,
+        };
+        let offsets = match appended {
+            Ok(offsets) => offsets,
             Err(StoreError::NotFound) => {
                 self.queues.evict(&queue.name);
-                fail(Error::QueueNotFound { queue: queue.name.to_string() })
+                return fail(Error::QueueNotFound { queue: queue.name.to_string() });
             }
-            Err(e) => fail(e.into()),
+            Err(e) => return fail(e.into()),
+        };
+        items
+            .into_iter()
+            .zip(offsets)
+            .map(|((index, partition, record), offset)| {
+                let published = offset.map(|offset| {
+                    let id = MessageId { queue_id: queue.id, partition, offset };
+                    Published { id, queue: queue.clone(), record }
+                });
+                (index, published.map_err(Error::from))
+            })
+            .collect()
+    }
+
+    /// Makes the log of a queue the metadata still holds; false when the queue is gone.
+    async fn heal_log(&self, queue: &Queue) -> bool {
+        match self.meta.queue_by_id(queue.id).await {
+            Ok(Some(current)) => self.log.create_log(current.id, &super::log_spec(&current.settings)).await.is_ok(),
+            _ => false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct QueueDeclaration {
     pub auto_delete: bool,
     pub exclusive: bool,
     pub arguments: QueueArguments,
+    /// Partitions: the default when a queue is made without; a redeclaration may add some, never remove.
+    pub partitions: Option<u32>,
 }
 
 /// A Kafka-style topic creation (`POST /api/v1/topics`).
@@ -95,6 +97,9 @@ impl Service {
         name: &QueueName,
         decl: QueueDeclaration,
     ) -> Result<(QueueStatus, bool)> {
+        if let Some(n) = decl.partitions {
+            check_partitions(n)?;
+        }
         self.queues.evict(name);
         let (queue, created) = match self.meta.queue(name).await? {
             Some(existing) => {
@@ -104,24 +109,38 @@ impl Service {
                         reason: format!("queue {name} exists; 'exclusive' cannot change after creation"),
                     });
                 }
+                let partitions = decl.partitions.unwrap_or(existing.settings.partitions);
+                if partitions < existing.settings.partitions {
+                    return Err(Error::Conflict {
+                        reason: format!(
+                            "queue {name} has {} partitions; partitions can be added, not removed",
+                            existing.settings.partitions
+                        ),
+                    });
+                }
                 let settings = QueueSettings {
                     durable: decl.durable,
                     auto_delete: decl.auto_delete,
                     arguments: decl.arguments,
+                    partitions,
                     ..existing.settings
                 };
-                (self.meta.update_queue(existing.id, &settings).await.map_err(|e| gone(e, name))?, false)
+                // The log first: a queue never names partitions its log does not have.
+                self.log.create_log(existing.id, &super::log_spec(&settings)).await?;
+                (self.meta.update_queue(existing.id, &settings, self.now()).await.map_err(|e| gone(e, name))?, false)
             }
             None => {
+                let defaults = self.default_settings();
                 let settings = QueueSettings {
                     durable: decl.durable,
                     auto_delete: decl.auto_delete,
                     exclusive: decl.exclusive,
                     arguments: decl.arguments,
-                    ..self.default_settings()
+                    partitions: decl.partitions.unwrap_or(defaults.partitions),
+                    ..defaults
                 };
                 let owner = decl.exclusive.then_some(caller.subject.as_str());
-                let queue = self.meta.create_queue(name, &settings, owner).await.map_err(|e| match e {
+                let queue = self.create_queue(name, &settings, owner).await.map_err(|e| match e {
                     StoreError::Conflict(_) => {
                         Error::Conflict { reason: format!("queue {name} was declared concurrently; retry") }
                     }
@@ -138,9 +157,7 @@ impl Service {
     /// Creates a topic; `TopicExists` when the name is taken.
     pub async fn create_topic(&self, spec: TopicSpec) -> Result<QueueStatus> {
         let partitions = spec.partitions.unwrap_or(self.config.default_partitions);
-        if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(Error::invalid("partitions", format!("must be 1 to {MAX_PARTITIONS}")));
-        }
+        check_partitions(partitions)?;
         let settings = QueueSettings {
             partitions,
             replication: spec.replication,
@@ -148,7 +165,7 @@ impl Service {
             max_bytes: spec.max_bytes,
             ..self.default_settings()
         };
-        let queue = self.meta.create_queue(&spec.name, &settings, None).await.map_err(|e| match e {
+        let queue = self.create_queue(&spec.name, &settings, None).await.map_err(|e| match e {
             StoreError::Conflict(_) => Error::TopicExists { topic: spec.name.to_string() },
             e => e.into(),
         })?;
@@ -181,6 +198,10 @@ impl Service {
             return Err(Error::QueueNotFound { queue: name.to_string() });
         }
         self.log.delete_log(queue.id).await?;
+        self.leases.forget_queue(queue.id).await?;
+        self.push.forget_queue(queue.id).await?;
+        self.registry.forget_queue(queue.id).await?;
+        self.stats.forget_queue(queue.id).await?;
         Ok(())
     }
 
@@ -195,7 +216,7 @@ impl Service {
             if trimmed > 0 {
                 let starts: Vec<(u32, u64)> =
                     self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.start_offset)).collect();
-                self.delivery.forget_below(queue.id, &starts).await?;
+                self.leases.forget_below(queue.id, &starts).await?;
             }
             removed += trimmed;
         }
@@ -205,18 +226,18 @@ impl Service {
     async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
         let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
-        let groups = self.delivery.groups(queue.id).await?;
-        let (message_count, unacknowledged) = self.depth(&queue, &groups, now).await?;
+        let groups = self.leases.groups(queue.id).await?;
+        let (message_count, unacknowledged) = self.depth(&queue, &partitions, &groups, now).await?;
         let since = Timestamp(now.0 - ACTIVE_WINDOW_MS);
         let subscriptions = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
-        let consumers = self.delivery.active_consumers(queue.id, queue.name.as_str(), since).await?;
+        let consumers = self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?;
         let last_publish = partitions.iter().filter_map(|p| p.last_published_at).max();
         Ok(QueueStatus {
             message_count,
             unacknowledged,
             consumer_count: subscriptions + consumers,
             messages_published: partitions.iter().map(|p| p.end_offset).sum(),
-            counters: self.delivery.counters(queue.id).await?,
+            counters: self.stats.counters(queue.id).await?,
             groups,
             performance: self.metrics.queue(queue.id, now),
             last_updated: last_publish.map_or(queue.updated_at, |t| t.max(queue.updated_at)),
@@ -226,43 +247,21 @@ impl Service {
     }
 }
 
-impl Service {
-    /// Messages not yet finished by the slowest group, and how many of those are leased;
-    /// every live message when no group consumes.
-    pub(super) async fn depth(&self, queue: &Queue, groups: &[GroupPosition], now: Timestamp) -> Result<(u64, u64)> {
-        if groups.is_empty() {
-            return Ok((self.log.count_live(queue.id, now, &[]).await?, 0));
-        }
-        let mut deepest = (0, 0);
-        for g in groups {
-            let backlog = self.log.count_live(queue.id, now, &g.fetch_offsets).await? + g.leased + g.available;
-            if backlog >= deepest.0 {
-                deepest = (backlog, g.leased);
-            }
-        }
-        Ok(deepest)
-    }
-
-    /// Refuses `adding` messages to a queue they would take past `x-max-length` (RabbitMQ's `reject-publish`).
-    pub(super) async fn check_room(&self, queue: &Queue, adding: u64) -> Result<()> {
-        let Some(max) = queue.settings.arguments.max_length else { return Ok(()) };
-        let groups = self.delivery.groups(queue.id).await?;
-        let (message_count, _) = self.depth(queue, &groups, self.now()).await?;
-        if message_count + adding > max {
-            return Err(Error::QueueFull { queue: queue.name.to_string(), max_length: max, message_count });
-        }
-        Ok(())
-    }
-}
-
 /// One entry per partition of the queue, empty ones included.
 fn every_partition(count: u32, known: Vec<PartitionInfo>) -> Vec<PartitionInfo> {
     (0..count)
         .map(|partition| {
-            let empty = PartitionInfo { partition, start_offset: 0, end_offset: 0, last_published_at: None };
-            known.iter().find(|p| p.partition == partition).copied().unwrap_or(empty)
+            known.iter().find(|p| p.partition == partition).copied().unwrap_or_else(|| PartitionInfo::empty(partition))
         })
         .collect()
+}
+
+fn check_partitions(n: u32) -> Result<()> {
+    if (1..=MAX_PARTITIONS).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::invalid("partitions", format!("must be 1 to {MAX_PARTITIONS}")))
+    }
 }
 
 fn gone(e: StoreError, name: &QueueName) -> Error {

@@ -142,7 +142,7 @@ impl Service {
         let current = self.current_delivery(id, group).await.map_err(Refused::Store)?;
         let Some(current) = current.filter(|d| !d.state.is_final()) else {
             // Let the conditional write report the state.
-            let drop = Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false, handed_out: true };
+            let drop = Settlement::Drop { cause: DropCause::Rejected, dead_lettered: false };
             return self.apply(id, queue, group, drop, receipt, now).await;
         };
         if receipt.is_some_and(|r| r.delivery_count != current.delivery_count) {
@@ -178,21 +178,27 @@ impl Service {
         now: Timestamp,
     ) -> std::result::Result<Settled, Refused> {
         let request = SettleRequest::new(id, group, settlement, now, receipt.map(|r| r.delivery_count));
-        match self.delivery.settle(&request).await {
+        match self.settle_counted(&request).await {
             Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),
+            // Acknowledging again is idempotent: it answers the first acknowledgement.
+            Ok(Err(SettleRefusal::Finished(delivery)))
+                if settlement == Settlement::Acknowledge && delivery.state == DeliveryState::Acknowledged =>
+            {
+                Ok(Settled { id, queue, delivery, dead_lettered: false, at: now })
+            }
             Ok(Err(refusal)) => Err(Refused::State(refusal)),
-            Err(e) => Err(Refused::Store(e.into())),
+            Err(e) => Err(Refused::Store(e)),
         }
     }
 
     async fn current_delivery(&self, id: MessageId, group: &GroupRef) -> Result<Option<Delivery>> {
-        let all = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;
+        let all = self.leases.deliveries(id.queue_id, id.partition, id.offset).await?;
         Ok(all.into_iter().find(|d| &d.group == group))
     }
 
     /// The one group holding the message, when the caller named none.
     async fn only_group(&self, id: MessageId, text: &str) -> Result<GroupRef> {
-        let all = self.delivery.deliveries(id.queue_id, id.partition, id.offset).await?;
+        let all = self.leases.deliveries(id.queue_id, id.partition, id.offset).await?;
         let open: Vec<&Delivery> = all.iter().filter(|d| !d.state.is_final()).collect();
         let candidates = if open.is_empty() { all.iter().collect() } else { open };
         match candidates.as_slice() {

@@ -8,7 +8,8 @@ use crate::{
     callback::CallbackUrl,
     domain::{QueueName, RoutingPattern},
     error::{Error, Result, StoreError},
-    ports::{GroupRef, RetryPolicy, Subscription},
+    ports::{GroupRef, RetryPolicy, Subscription, SubscriptionStatus},
+    routing::HeaderMatch,
 };
 
 /// A subscription to create, already validated.
@@ -21,7 +22,9 @@ pub struct NewSubscription {
     pub retry_policy: RetryPolicy,
     pub dead_letter_queue: Option<QueueName>,
     pub prefetch_count: u32,
-    pub match_headers: Option<serde_json::Map<String, serde_json::Value>>,
+    pub match_headers: Option<HeaderMatch>,
+    /// One message at a time per partition, in order (see [`Subscription::ordered`]).
+    pub ordered: bool,
 }
 
 impl Service {
@@ -37,28 +40,29 @@ impl Service {
         if let Some(dlq) = &new.dead_letter_queue {
             self.resolve_queue(caller, dlq, true).await?;
         }
-        let now = self.now().0;
+        let now = self.now();
         let sub = Subscription {
             id: format!("sub_{}", random_hex(12)),
             queue_id: queue.id,
             queue: queue.name,
             routing_key: new.routing_key,
-            callback_url: new.callback_url.as_str().to_owned(),
+            callback_url: new.callback_url,
             headers: new.headers,
             retry_policy: new.retry_policy,
             dead_letter_queue: new.dead_letter_queue,
             prefetch_count: new.prefetch_count,
             match_headers: new.match_headers,
+            ordered: new.ordered,
             paused_reason: None,
             secret: crate::dispatch::signature::new_secret(),
-            status: "active".into(),
+            status: SubscriptionStatus::Active,
             owner: Some(caller.subject.clone()),
             created_at: now,
             updated_at: now,
         };
         let ends: Vec<(u32, u64)> =
             self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.end_offset)).collect();
-        self.delivery.start_group(queue.id, &GroupRef::Subscription(sub.id.clone()), &ends).await?;
+        self.leases.start_group(queue.id, &GroupRef::Subscription(sub.id.clone()), &ends).await?;
         match self.meta.create_subscription(&sub).await {
             Ok(()) => {
                 self.wakeups.wake_dispatcher();
@@ -103,7 +107,9 @@ impl Service {
         if !self.meta.delete_subscription(id).await? {
             return Err(Error::SubscriptionNotFound { subscription_id: id.to_owned() });
         }
-        self.delivery.forget_group(sub.queue_id, &GroupRef::Subscription(sub.id.clone())).await?;
+        let group = GroupRef::Subscription(sub.id.clone());
+        self.leases.forget_group(sub.queue_id, &group).await?;
+        self.push.forget_group(sub.queue_id, &group).await?;
         if let Some(queue) = self.queue_by_id(sub.queue_id).await?
             && queue.settings.auto_delete
             && self.meta.subscriptions(Some(queue.id)).await?.is_empty()
@@ -116,11 +122,11 @@ impl Service {
     /// Pauses (with a reason) or resumes a subscription.
     pub async fn set_paused(&self, caller: &Principal, id: &str, paused: Option<String>) -> Result<Subscription> {
         let mut sub = self.subscription(caller, id).await?;
-        sub.status = if paused.is_some() { "paused" } else { "active" }.into();
+        sub.status = if paused.is_some() { SubscriptionStatus::Paused } else { SubscriptionStatus::Active };
         sub.paused_reason = paused;
-        sub.updated_at = self.now().0;
+        sub.updated_at = self.now();
         self.meta.update_subscription(&sub).await?;
-        if sub.status == "active" {
+        if sub.is_active() {
             self.wakeups.wake_dispatcher();
         }
         Ok(sub)
@@ -130,7 +136,7 @@ impl Service {
     pub async fn rotate_secret(&self, caller: &Principal, id: &str) -> Result<Subscription> {
         let mut sub = self.subscription(caller, id).await?;
         sub.secret = crate::dispatch::signature::new_secret();
-        sub.updated_at = self.now().0;
+        sub.updated_at = self.now();
         self.meta.update_subscription(&sub).await?;
         Ok(sub)
     }

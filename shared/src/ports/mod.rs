@@ -1,24 +1,37 @@
-//! The storage ports. The message log holds records (Kafka, or the embedded
-//! SQLite file); the metadata store holds queues and subscriptions (PostgreSQL,
-//! DynamoDB, or the same SQLite file). Every backend passes the same contract tests.
+//! The storage ports: narrow traits a backend implements one by one, so a
+//! deployment may mix them (the embedded SQLite file implements them all).
+//!
+//! - [`MessageLog`]: queues' records, partitioned (Kafka, PostgreSQL, or SQLite).
+//! - [`MetadataStore`]: queues and subscriptions.
+//! - [`LeaseStore`]: per-group delivery state: leases, settlements, retry schedules.
+//! - [`ConsumerRegistry`] and [`RateLimiter`]: registered consumers, their activity and rate limits.
+//! - [`PushLog`]: push attempts and runs of failures.
+//! - [`QueueStats`]: counters of what happened to a queue's messages.
+//!
+//! Every decision that depends on time takes `now` from the caller; no backend reads a clock.
+//! Every backend passes the same contract suite (`shared/tests/contract`).
 
-mod delivery;
+mod consumers;
+mod leases;
+mod log;
+mod meta;
+mod push;
+mod stats;
 
-use std::collections::BTreeMap;
-
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{
-    domain::{MessageId, QueueName, RoutingPattern, Timestamp},
-    error::StoreError,
-};
+use crate::{domain::QueueName, domain::Timestamp, error::StoreError};
 
-pub use delivery::{
-    AcquireRequest, AttemptRecord, ConsumerRecord, Delivery, DeliveryState, DeliveryStore, DropCause, FailureRun,
-    GroupPosition, GroupRef, Lease, QueueCounters, SettleRefusal, SettleRequest, Settlement,
+pub use consumers::{ConsumerRecord, ConsumerRegistry, RateLimiter};
+pub use leases::{
+    AcquireRequest, Acquired, Delivery, DeliveryState, DropCause, GroupPosition, GroupRef, Lease, LeaseStore,
+    SettleRefusal, SettleRequest, Settlement,
 };
+pub use log::{LogSpec, MessageLog, ReadLimit};
+pub use meta::{MetadataStore, RetryPolicy, Subscription, SubscriptionStatus};
+pub use push::{AttemptRecord, FailureRun, PushLog};
+pub use stats::{CounterDelta, QueueCounters, QueueStats};
 
 /// Result of a port call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -110,6 +123,11 @@ impl Record {
     pub fn expires_at(&self) -> Timestamp {
         self.published_at.plus_ms(self.ttl_ms)
     }
+
+    /// Bytes of content, what read limits and size-based retention count.
+    pub fn content_bytes(&self) -> u64 {
+        self.content.as_text().len() as u64
+    }
 }
 
 /// Offsets of one partition: records `start_offset..end_offset` are retained.
@@ -121,99 +139,22 @@ pub struct PartitionInfo {
     pub last_published_at: Option<Timestamp>,
 }
 
+impl PartitionInfo {
+    /// A partition that has never held a record.
+    pub fn empty(partition: u32) -> Self {
+        Self { partition, start_offset: 0, end_offset: 0, last_published_at: None }
+    }
+
+    /// Records retained from `from` on (all retained ones when `from` is below the start).
+    pub fn retained_from(&self, from: u64) -> u64 {
+        self.end_offset.saturating_sub(from.max(self.start_offset))
+    }
+}
+
 /// What the log backend says of itself for the health endpoints.
 #[derive(Debug, Clone)]
 pub struct BackendInfo {
     pub kind: &'static str,
     pub version: String,
     pub disk_bytes: Option<u64>,
-}
-
-/// A push subscription: a delivery group of its own that POSTs matching messages to a URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Subscription {
-    pub id: String,
-    pub queue_id: QueueId,
-    pub queue: QueueName,
-    pub routing_key: RoutingPattern,
-    pub callback_url: String,
-    pub headers: BTreeMap<String, String>,
-    pub retry_policy: RetryPolicy,
-    pub dead_letter_queue: Option<QueueName>,
-    pub prefetch_count: u32,
-    /// Headers routing: `{"x-match": "all"|"any", name: value, ...}` the message's headers must match.
-    #[serde(default)]
-    pub match_headers: Option<Map<String, Value>>,
-    /// Why the subscription is paused, when it is.
-    #[serde(default)]
-    pub paused_reason: Option<String>,
-    /// The Standard Webhooks signing secret (`whsec_...`), answered once at creation.
-    #[serde(default)]
-    pub secret: String,
-    pub status: String,
-    pub owner: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Spec 000's retry policy: `retry_delay` ms, times `backoff_multiplier` per attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub retry_delay: u64,
-    pub backoff_multiplier: f64,
-}
-
-/// The append-only log of records, partitioned per queue.
-#[async_trait]
-pub trait MessageLog: Send + Sync + 'static {
-    /// Appends one record and returns its offset once it is durable.
-    /// `NotFound` when the queue no longer exists.
-    async fn append(&self, queue: QueueId, partition: u32, record: Record) -> StoreResult<u64> {
-        let offsets = self.append_many(queue, vec![(partition, record)]).await?;
-        offsets.first().copied().ok_or_else(|| StoreError::Failed("the log answered no offset".into()))
-    }
-    /// Appends records to one queue at once, all or none; returns their offsets in order.
-    async fn append_many(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<u64>>;
-    /// Reads one record back by its id.
-    async fn read(&self, id: MessageId) -> StoreResult<Option<Record>>;
-    /// Offsets of every partition that has ever had a record.
-    async fn partitions(&self, queue: QueueId) -> StoreResult<Vec<PartitionInfo>>;
-    /// Number of retained records whose TTL has not passed at `now`, counting each listed
-    /// partition from the given offset and every other partition whole.
-    async fn count_live(&self, queue: QueueId, now: Timestamp, from: &[(u32, u64)]) -> StoreResult<u64>;
-    /// Removes records published before `before`, then the oldest while more than `max_bytes` remain.
-    async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64>;
-    /// Removes every record of a queue.
-    async fn delete_log(&self, queue: QueueId) -> StoreResult<()>;
-    /// Checks the backend answers, and describes it.
-    async fn describe(&self) -> StoreResult<BackendInfo>;
-}
-
-/// Queues and subscriptions.
-#[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
-    /// Creates a queue; `Conflict` when the name is taken.
-    async fn create_queue(&self, name: &QueueName, settings: &QueueSettings, owner: Option<&str>)
-    -> StoreResult<Queue>;
-    /// Replaces a queue's settings; `NotFound` when it is gone.
-    async fn update_queue(&self, id: QueueId, settings: &QueueSettings) -> StoreResult<Queue>;
-    /// Looks a queue up by name.
-    async fn queue(&self, name: &QueueName) -> StoreResult<Option<Queue>>;
-    /// Looks a queue up by id.
-    async fn queue_by_id(&self, id: QueueId) -> StoreResult<Option<Queue>>;
-    /// Every queue, by name.
-    async fn queues(&self) -> StoreResult<Vec<Queue>>;
-    /// Deletes a queue and its subscriptions; false when it did not exist.
-    async fn delete_queue(&self, id: QueueId) -> StoreResult<bool>;
-    /// Stores a new subscription.
-    async fn create_subscription(&self, sub: &Subscription) -> StoreResult<()>;
-    /// Looks a subscription up by id.
-    async fn subscription(&self, id: &str) -> StoreResult<Option<Subscription>>;
-    /// The subscriptions of one queue, or of all.
-    async fn subscriptions(&self, queue: Option<QueueId>) -> StoreResult<Vec<Subscription>>;
-    /// Replaces a subscription's document; `NotFound` when it is gone.
-    async fn update_subscription(&self, sub: &Subscription) -> StoreResult<()>;
-    /// Deletes a subscription; false when it did not exist.
-    async fn delete_subscription(&self, id: &str) -> StoreResult<bool>;
 }

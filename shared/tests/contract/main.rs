@@ -1,21 +1,27 @@
-//! Contract tests of the storage ports: each scenario is written once in
-//! `scenarios.rs` and run against every backend listed at the bottom.
+//! Contract tests of the storage ports: each scenario is written once, in the
+//! file of its port, and run against every backend listed at the bottom.
 
 #![allow(unreachable_pub)]
 
-mod scenarios;
+mod common;
+mod consumers;
+mod leases;
+mod log;
+mod meta;
+mod push;
+mod stats;
 
 use shared::ops::Backends;
 
 /// Declares one test per scenario for a backend built by `$make`.
 macro_rules! contract {
-    ($backend:ident, $make:path, [$($scenario:ident),* $(,)?]) => {
+    ($backend:ident, $make:path, [$($port:ident :: $scenario:ident),* $(,)?]) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
                     let (backends, _guard) = $make().await;
-                    crate::scenarios::$scenario(&backends).await;
+                    crate::$port::$scenario(&backends).await;
                 }
             )*
         }
@@ -28,23 +34,34 @@ macro_rules! every_scenario {
             $backend,
             $make,
             [
-                appended_records_read_back_with_dense_offsets,
-                an_append_to_a_deleted_queue_is_refused,
-                queue_names_are_unique_and_ids_never_reused,
-                subscriptions_belong_to_their_queue,
-                a_group_gets_each_record_once_while_leases_hold,
-                groups_are_independent,
-                a_lapsed_lease_is_delivered_again_with_a_higher_count,
-                acknowledging_is_idempotent_and_final,
-                a_stale_delivery_cannot_settle,
-                release_with_delay_waits,
-                extend_needs_a_live_lease,
-                drops_count_and_dead_letter,
-                concurrent_acquires_never_share_a_record,
-                a_new_group_can_start_at_the_end,
-                consumers_register_and_spend_tokens,
-                retention_trims_and_groups_skip_trimmed_records,
-                ordered_acquires_take_one_per_partition,
+                log::appended_records_read_back_with_dense_offsets,
+                log::a_log_is_created_with_its_partitions_and_grows,
+                log::an_append_to_a_deleted_log_is_refused,
+                log::range_reads_follow_offsets_within_their_limits,
+                log::retention_trims_the_oldest_and_reads_skip_them,
+                log::the_backend_describes_itself,
+                meta::queue_names_are_unique_and_ids_never_reused,
+                meta::queues_are_listed_by_name_with_their_owner,
+                meta::subscriptions_belong_to_their_queue,
+                leases::a_group_gets_each_record_once_while_leases_hold,
+                leases::groups_are_independent,
+                leases::a_lapsed_lease_is_delivered_again_with_a_higher_count,
+                leases::a_finished_record_refuses_every_settlement,
+                leases::a_stale_delivery_cannot_settle,
+                leases::a_release_waits_until_its_time,
+                leases::extend_needs_a_live_lease_and_hold_takes_any_open_record,
+                leases::drops_end_in_their_final_state,
+                leases::concurrent_acquires_never_share_a_record,
+                leases::a_new_group_can_start_at_the_end,
+                leases::leases_are_counted_per_consumer_while_they_hold,
+                leases::ordered_acquires_take_one_per_partition,
+                leases::records_trimmed_unseen_are_skipped_and_forgotten,
+                leases::a_forgotten_group_or_queue_starts_over,
+                consumers::consumers_register_and_are_seen,
+                consumers::rate_limits_spend_and_refill_tokens,
+                push::attempts_are_kept_and_failures_run_until_a_success,
+                stats::counters_add_up_per_queue,
+                stats::concurrent_additions_are_all_kept,
             ]
         );
     };
@@ -54,7 +71,7 @@ macro_rules! every_scenario {
 async fn embedded() -> (Backends, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = std::sync::Arc::new(shared::embedded::SqliteStore::open(&dir.path().join("db")).expect("open"));
-    (Backends { log: store.clone(), meta: store.clone(), delivery: store }, dir)
+    (Backends::all(store), dir)
 }
 
 every_scenario!(embedded_sqlite, crate::embedded);

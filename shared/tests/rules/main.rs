@@ -40,7 +40,7 @@ impl Harness {
         let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
         let config = Config::from_lookup(|_| None).unwrap();
         let clock = Arc::new(ManualClock::starting_at(Timestamp(1_700_000_000_000)));
-        let backends = Backends { log: store.clone(), meta: store.clone(), delivery: store };
+        let backends = Backends::all(store);
         let service = Service::new(config, backends).with_clock(clock.clone());
         Self { service, clock, caller: Principal { subject: "tester".into() }, _dir: dir }
     }

@@ -1,0 +1,112 @@
+//! How subscriptions are stored: a JSON document per subscription, in the
+//! shape the service has always written (files of earlier versions read back).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{
+    callback::CallbackUrl,
+    domain::{QueueName, RoutingPattern, Timestamp},
+    ports::{QueueId, RetryPolicy, Subscription, SubscriptionStatus},
+    routing::HeaderMatch,
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredSubscription {
+    id: String,
+    queue_id: QueueId,
+    queue: QueueName,
+    routing_key: RoutingPattern,
+    callback_url: String,
+    headers: BTreeMap<String, String>,
+    retry_policy: StoredRetryPolicy,
+    dead_letter_queue: Option<QueueName>,
+    prefetch_count: u32,
+    #[serde(default)]
+    match_headers: Option<Map<String, Value>>,
+    /// Absent in documents written before delivery order was a choice: those were ordered.
+    #[serde(default)]
+    ordered: Option<bool>,
+    #[serde(default)]
+    paused_reason: Option<String>,
+    #[serde(default)]
+    secret: String,
+    status: String,
+    owner: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredRetryPolicy {
+    max_retries: u32,
+    retry_delay: u64,
+    backoff_multiplier: f64,
+}
+
+impl From<&Subscription> for StoredSubscription {
+    fn from(s: &Subscription) -> Self {
+        Self {
+            id: s.id.clone(),
+            queue_id: s.queue_id,
+            queue: s.queue.clone(),
+            routing_key: s.routing_key.clone(),
+            callback_url: s.callback_url.as_str().to_owned(),
+            headers: s.headers.clone(),
+            retry_policy: StoredRetryPolicy {
+                max_retries: s.retry_policy.max_retries,
+                retry_delay: s.retry_policy.retry_delay,
+                backoff_multiplier: s.retry_policy.backoff_multiplier,
+            },
+            dead_letter_queue: s.dead_letter_queue.clone(),
+            prefetch_count: s.prefetch_count,
+            match_headers: s.match_headers.as_ref().map(|m| m.filter().clone()),
+            ordered: Some(s.ordered),
+            paused_reason: s.paused_reason.clone(),
+            secret: s.secret.clone(),
+            status: s.status.as_str().to_owned(),
+            owner: s.owner.clone(),
+            created_at: s.created_at.0,
+            updated_at: s.updated_at.0,
+        }
+    }
+}
+
+impl TryFrom<StoredSubscription> for Subscription {
+    type Error = String;
+
+    fn try_from(s: StoredSubscription) -> Result<Self, String> {
+        let unreadable = |what: &str, e: String| format!("subscription {}: stored {what} is unreadable: {e}", s.id);
+        Ok(Self {
+            callback_url: CallbackUrl::parse(&s.callback_url).map_err(|e| unreadable("callback_url", e))?,
+            match_headers: s
+                .match_headers
+                .as_ref()
+                .map(HeaderMatch::parse)
+                .transpose()
+                .map_err(|e| unreadable("match_headers", e))?,
+            status: SubscriptionStatus::parse(&s.status)
+                .ok_or_else(|| unreadable("status", format!("{:?}", s.status)))?,
+            id: s.id,
+            queue_id: s.queue_id,
+            queue: s.queue,
+            routing_key: s.routing_key,
+            headers: s.headers,
+            retry_policy: RetryPolicy {
+                max_retries: s.retry_policy.max_retries,
+                retry_delay: s.retry_policy.retry_delay,
+                backoff_multiplier: s.retry_policy.backoff_multiplier,
+            },
+            dead_letter_queue: s.dead_letter_queue,
+            prefetch_count: s.prefetch_count,
+            ordered: s.ordered.unwrap_or(true),
+            paused_reason: s.paused_reason,
+            secret: s.secret,
+            owner: s.owner,
+            created_at: Timestamp(s.created_at),
+            updated_at: Timestamp(s.updated_at),
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! Queue counters on SQLite: one row per queue and counter, added to in the
+//! writer's transactions (one process writes, so no row is contended).
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{SqliteStore, writer::backend};
+use crate::ports::{CounterDelta, QueueCounters, QueueId, QueueStats, StoreResult};
+
+#[async_trait]
+impl QueueStats for SqliteStore {
+    async fn add(&self, queue: QueueId, delta: &CounterDelta) -> StoreResult<()> {
+        if delta.is_zero() {
+            return Ok(());
+        }
+        let delta = *delta;
+        self.writing_relaxed(move |conn| {
+            for (name, by) in delta.named().into_iter().filter(|(_, by)| *by != 0) {
+                conn.prepare_cached(
+                    "INSERT INTO counters (queue_id, name, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (queue_id, name) DO UPDATE SET value = value + ?3",
+                )
+                .and_then(|mut s| s.execute(params![queue, name, by]))
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters> {
+        self.reading_now(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT name, value FROM counters WHERE queue_id = ?1").map_err(backend)?;
+            let rows =
+                stmt.query_map([queue], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(backend)?;
+            let mut counters = QueueCounters::default();
+            for row in rows {
+                let (name, value) = row.map_err(backend)?;
+                if let Some(slot) = counters.slot(&name) {
+                    *slot = value.max(0) as u64;
+                }
+            }
+            Ok(counters)
+        })
+    }
+
+    async fn forget_queue(&self, queue: QueueId) -> StoreResult<()> {
+        self.delete_rows(&["counters"], queue, None).await
+    }
+}

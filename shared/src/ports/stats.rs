@@ -1,0 +1,78 @@
+//! Counters of what happened to a queue's messages, summed over its groups.
+//! Many writers add to them; a backend may spread or batch the additions.
+
+use async_trait::async_trait;
+
+use super::{QueueId, StoreResult};
+
+/// A queue's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Deliveries handed out, redeliveries included.
+    pub consumed: u64,
+    pub redelivered: u64,
+    pub acknowledged: u64,
+    /// Rejected without requeue and not dead-lettered.
+    pub rejected: u64,
+    pub requeued: u64,
+    pub dead_lettered: u64,
+    pub expired: u64,
+}
+
+/// Changes to a queue's counters (negative to take back a count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub consumed: i64,
+    pub redelivered: i64,
+    pub acknowledged: i64,
+    pub rejected: i64,
+    pub requeued: i64,
+    pub dead_lettered: i64,
+    pub expired: i64,
+}
+
+impl CounterDelta {
+    /// Each counter with its name, as stored.
+    pub fn named(&self) -> [(&'static str, i64); 7] {
+        [
+            ("consumed", self.consumed),
+            ("redelivered", self.redelivered),
+            ("acknowledged", self.acknowledged),
+            ("rejected", self.rejected),
+            ("requeued", self.requeued),
+            ("dead_lettered", self.dead_lettered),
+            ("expired", self.expired),
+        ]
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.named().iter().all(|(_, n)| *n == 0)
+    }
+}
+
+impl QueueCounters {
+    /// The counter of that stored name.
+    pub fn slot(&mut self, name: &str) -> Option<&mut u64> {
+        Some(match name {
+            "consumed" => &mut self.consumed,
+            "redelivered" => &mut self.redelivered,
+            "acknowledged" => &mut self.acknowledged,
+            "rejected" => &mut self.rejected,
+            "requeued" => &mut self.requeued,
+            "dead_lettered" => &mut self.dead_lettered,
+            "expired" => &mut self.expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A queue's counters.
+#[async_trait]
+pub trait QueueStats: Send + Sync + 'static {
+    /// Adds to a queue's counters.
+    async fn add(&self, queue: QueueId, delta: &CounterDelta) -> StoreResult<()>;
+    /// A queue's counters.
+    async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters>;
+    /// Drops a queue's counters.
+    async fn forget_queue(&self, queue: QueueId) -> StoreResult<()>;
+}
