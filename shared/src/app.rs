@@ -1,12 +1,13 @@
-//! Building the service from configuration: the state every entry point shares.
+//! Building the service from configuration, the one place every entry point
+//! (the local server, each function) gets its state from. Backends are chosen
+//! by `MESSAGE_QUEUE_STORE` (and `KAFKA_BROKERS` for the log); each heavy
+//! backend is behind a Cargo feature of this crate.
 
 use std::sync::Arc;
 
 use crate::{
     auth::Authenticator,
-    config::Config,
-    embedded::SqliteStore,
-    error::StoreError,
+    config::{Config, StoreUrl},
     ops::{Backends, Service},
 };
 
@@ -23,12 +24,20 @@ pub struct App {
 /// What handlers receive.
 pub type AppState = Arc<App>;
 
+/// Why the service could not be built: the variable at fault, its value, the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value}: {reason}")]
+pub struct BuildError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
 impl App {
-    /// The service on the embedded SQLite file in the configured data directory.
-    pub fn embedded(config: Config, jwt_secret: &str) -> Result<AppState, StoreError> {
-        let store = Arc::new(SqliteStore::open(&config.data_dir.join("mq.sqlite3"))?);
+    /// The service on the backends the configuration names.
+    pub fn from_config(config: Config, jwt_secret: &str) -> Result<AppState, BuildError> {
+        let backends = backends(&config)?;
         let auth = Authenticator::new(jwt_secret, &config.jwt);
-        let backends = Backends::all(store);
         Ok(Arc::new(Self { service: Service::new(config, backends), auth }))
     }
 
@@ -40,5 +49,25 @@ impl App {
     /// Largest batch body accepted: 16 messages of the largest size, or 1000 of 16 KiB, whichever is more.
     pub fn batch_body_limit(&self) -> usize {
         (16 * self.service.config.max_message_size).max(1000 * 16 * 1024) + ENVELOPE_ALLOWANCE
+    }
+}
+
+/// The backends of the configured store, if this build has them.
+fn backends(config: &Config) -> Result<Backends, BuildError> {
+    if let Some(brokers) = &config.kafka_brokers {
+        return Err(BuildError {
+            variable: "KAFKA_BROKERS",
+            value: brokers.clone(),
+            reason: "this build has no Kafka message log".into(),
+        });
+    }
+    let fail = |reason: String| BuildError { variable: "MESSAGE_QUEUE_STORE", value: config.store.to_string(), reason };
+    match &config.store {
+        #[cfg(feature = "sqlite")]
+        StoreUrl::Sqlite(path) => {
+            let store = crate::embedded::SqliteStore::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+            Ok(Backends::all(Arc::new(store)))
+        }
+        other => Err(fail(format!("this build has no {} store", other.scheme()))),
     }
 }

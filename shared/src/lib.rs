@@ -6,14 +6,14 @@
 //! - [`config`]: typed configuration from the environment.
 //! - [`error`]: the one error type and its mapping to status and code.
 //! - [`auth`]: bearer-token verification.
-//! - [`ports`]: the `MessageLog` and `MetadataStore` traits.
-//! - [`embedded`]: the SQLite backend behind both ports (the default).
+//! - [`ports`]: the storage traits every backend implements.
+//! - [`embedded`]: the SQLite backend behind every port (the default; feature `sqlite`).
 //! - [`ops`]: the operations, framework-free.
 //! - [`metrics`]: this process's performance figures.
 //! - [`routing`]: routing-key patterns and header matching.
 //! - [`dispatch`]: push delivery to subscription callbacks.
 //! - [`http`]: the axum router for both API families.
-//! - [`app`]: building the service from configuration.
+//! - [`app`]: building the service from configuration, backends chosen by URL.
 
 pub mod app;
 pub mod auth;
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+#[cfg(feature = "sqlite")]
 pub mod embedded;
 pub mod error;
 pub mod http;

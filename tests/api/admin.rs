@@ -92,3 +92,26 @@ async fn delete_removes_the_queue_its_messages_and_subscriptions() {
     assert_eq!(queue["consumer_count"], 0);
     assert_eq!(queue["message_count"], 1);
 }
+
+#[tokio::test]
+async fn a_declaration_sets_partitions_which_can_grow_but_not_shrink() {
+    let server = TestServer::start().await;
+    let (status, body) = server.put("/message-queue/queues/wide", json!({"partitions": 3})).await;
+    assert_eq!((status, &body["partitions"]), (StatusCode::CREATED, &json!(3)), "{body}");
+    let (status, body) = server.put("/message-queue/queues/wide", json!({"partitions": 2})).await;
+    assert_error(status, &body, 409, "conflict");
+    let (status, body) = server.put("/message-queue/queues/wide", json!({"partitions": 5})).await;
+    assert_eq!((status, &body["partitions"]), (StatusCode::OK, &json!(5)), "{body}");
+    let (status, body) = server.put("/message-queue/queues/wide", json!({})).await;
+    assert_eq!((status, &body["partitions"]), (StatusCode::OK, &json!(5)), "left out: kept");
+    for key in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let (status, answer) = server
+            .post("/message-queue/publish", json!({"queue": "wide", "routing_key": key, "message": {"k": key}}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (_, topic) = server.get("/api/v1/topics/wide").await;
+    assert_eq!(topic["partitions"], 5, "{topic}");
+    let (status, body) = server.put("/message-queue/queues/narrow", json!({"partitions": 0})).await;
+    assert_eq!(assert_error(status, &body, 400, "invalid_request")["field"], "partitions");
+}

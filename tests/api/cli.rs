@@ -98,3 +98,25 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{scheme}");
     }
 }
+
+#[tokio::test]
+async fn the_store_is_chosen_by_url_and_an_unusable_one_is_named() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("elsewhere").join("custom.sqlite3");
+    let url = format!("sqlite://{}", file.display());
+    let server = TestServer::start_with(&[("MESSAGE_QUEUE_STORE", url.as_str())]).await;
+    server.publish("stored", serde_json::json!({"n": 1})).await;
+    assert!(file.exists(), "the store is the file the URL names");
+    for (variable, value, says) in [
+        ("MESSAGE_QUEUE_STORE", "postgres://mq:secret@127.0.0.1:1/mq", "no postgres store"),
+        ("MESSAGE_QUEUE_STORE", "dynamodb://mq-table", "no dynamodb store"),
+        ("MESSAGE_QUEUE_STORE", "redis://127.0.0.1", "not one of sqlite, postgres, dynamodb"),
+        ("KAFKA_BROKERS", "127.0.0.1:1", "no Kafka message log"),
+    ] {
+        let (out, _) = run(&[], &[(variable, value)]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{variable}={value} started");
+        assert!(stderr.contains(variable) && stderr.contains(says), "{variable}={value}: {stderr}");
+        assert!(!stderr.contains("secret"), "a password was printed: {stderr}");
+    }
+}

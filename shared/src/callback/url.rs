@@ -1,6 +1,6 @@
 //! Callback URLs: absolute `http` or `https`, with a host and without credentials.
 
-use axum::http::Uri;
+use http::Uri;
 
 /// Longest callback URL accepted.
 const MAX_URL: usize = 2048;

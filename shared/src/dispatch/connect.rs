@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::http::Uri;
+use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 

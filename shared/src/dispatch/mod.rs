@@ -7,8 +7,8 @@ pub mod signature;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::http::{HeaderName, HeaderValue, Method, Request};
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};

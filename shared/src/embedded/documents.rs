@@ -110,3 +110,31 @@ impl TryFrom<StoredSubscription> for Subscription {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_written_before_ordering_was_a_choice_reads_as_ordered() {
+        let old = r##"{"id":"sub_1","queue_id":3,"queue":"q","routing_key":"#","callback_url":"https://example.com/h",
+            "headers":{},"retry_policy":{"max_retries":3,"retry_delay":1000,"backoff_multiplier":2.0},
+            "dead_letter_queue":null,"prefetch_count":10,"match_headers":null,"paused_reason":null,
+            "secret":"whsec_x","status":"active","owner":"a","created_at":1,"updated_at":2}"##;
+        let sub = Subscription::try_from(serde_json::from_str::<StoredSubscription>(old).unwrap()).unwrap();
+        assert!(sub.ordered);
+        assert_eq!(
+            (sub.created_at, sub.updated_at, sub.status),
+            (Timestamp(1), Timestamp(2), SubscriptionStatus::Active)
+        );
+        let again = Subscription::try_from(
+            serde_json::from_str::<StoredSubscription>(
+                &serde_json::to_string(&StoredSubscription::from(&Subscription { ordered: false, ..sub.clone() }))
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(!again.ordered, "written since: as chosen");
+    }
+}

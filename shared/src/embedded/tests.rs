@@ -172,3 +172,19 @@ async fn lookups_by_message_use_their_index() {
         assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{sql}: {steps:?}");
     }
 }
+
+#[tokio::test]
+async fn files_from_before_logs_were_made_get_their_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mq.sqlite3");
+    let store = SqliteStore::open(&path).unwrap();
+    let queue = store.create_queue(&QueueName::parse("old").unwrap(), &settings(), None, Timestamp(1)).await.unwrap();
+    drop(store);
+    // As an earlier version left it: the queue, no partition rows, migrations not run.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DELETE FROM partitions; PRAGMA user_version = 0;").unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.partitions(queue.id).await.unwrap().len(), 2);
+    assert_eq!(append(&store, queue.id, 1, record("after")).await.unwrap(), 0);
+}

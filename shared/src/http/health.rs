@@ -1,13 +1,18 @@
 //! `GET /health` (spec 002) and `GET /message-queue/health` (spec 000).
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 
 use crate::{app::AppState, domain::format_duration_ms, ops::HealthReport};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub(super) async fn v1(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The health routes; they take no token.
+pub fn routes(_: &AppState) -> Router<AppState> {
+    Router::new().route("/health", get(v1)).route("/message-queue/health", get(message_queue))
+}
+
+async fn v1(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let h = state.service.health().await;
     let body = json!({
         "status": status_word(&h),
@@ -26,7 +31,7 @@ pub(super) async fn v1(State(state): State<AppState>) -> (StatusCode, Json<Value
     (code(&h), Json(body))
 }
 
-pub(super) async fn message_queue(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn message_queue(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let h = state.service.health().await;
     let body = json!({
         "status": status_word(&h),

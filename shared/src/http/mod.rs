@@ -1,17 +1,25 @@
-//! The HTTP adapter: one axum router for both path families. Handlers parse
-//! into commands, call one operation and map the result; the local server
-//! mounts every route, a Lambda function mounts its own.
+//! The HTTP adapter, one module per endpoint group. Each group's `routes` answers
+//! its paths of both families, all but `health`'s behind the bearer token. Handlers
+//! parse into commands, call one operation and map the result.
+//!
+//! [`serve`] adds what every entry point needs to a set of routes: the fallbacks
+//! for unknown paths and methods, the error shape and request counting. The local
+//! server serves [`router`], every group merged; a Lambda function serves one
+//! group, as `serve(state.clone(), publish::routes(&state))`.
 
-mod api_v1;
-mod consume;
+pub mod acknowledge;
+pub mod consume;
+pub mod consumers;
 mod error;
 mod extract;
-mod health;
+mod fields;
+pub mod health;
+pub mod messages;
 mod params;
-mod queue_admin;
-mod queue_api;
-mod settle;
-mod subscriptions;
+pub mod publish;
+pub mod queues;
+pub mod reject;
+pub mod subscriptions;
 
 use axum::{
     Router,
@@ -19,7 +27,6 @@ use axum::{
     http::{Method, Uri, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 
 pub use extract::{JsonBody, parse_json};
@@ -28,35 +35,23 @@ use crate::{app::AppState, error::Error};
 
 /// Every route of both families.
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/message-queue/publish", post(queue_api::publish))
-        .route("/message-queue/subscribe", post(queue_api::subscribe))
-        .route("/message-queue/subscriptions", get(subscriptions::list))
-        .route("/message-queue/subscriptions/{subscription_id}", get(subscriptions::read).delete(subscriptions::delete))
-        .route("/message-queue/subscriptions/{subscription_id}/pause", post(subscriptions::pause))
-        .route("/message-queue/subscriptions/{subscription_id}/resume", post(subscriptions::resume))
-        .route("/message-queue/subscriptions/{subscription_id}/secret", post(subscriptions::rotate_secret))
-        .route("/message-queue/messages/{message_id}", get(queue_api::message))
-        .route("/message-queue/messages/{message_id}/acknowledge", post(settle::acknowledge))
-        .route("/message-queue/messages/{message_id}/reject", post(settle::reject))
-        .route("/message-queue/queues", get(queue_admin::list))
-        .route(
-            "/message-queue/queues/{queue_name}",
-            get(queue_admin::status).put(queue_admin::declare).delete(queue_admin::delete),
-        )
-        .route("/api/v1/messages", post(api_v1::produce))
-        .route("/api/v1/messages/batch", post(api_v1::produce_batch))
-        .route("/api/v1/messages/consume", post(consume::consume))
-        .route("/api/v1/messages/acknowledge", post(consume::acknowledge))
-        .route("/api/v1/messages/extend", post(consume::extend))
-        .route("/api/v1/consumers", post(consume::register))
-        .route("/api/v1/topics", post(api_v1::create_topic))
-        .route("/api/v1/topics/{name}", get(api_v1::topic))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .merge(protected)
-        .route("/health", get(health::v1))
-        .route("/message-queue/health", get(health::message_queue))
+    let routes = Router::new()
+        .merge(publish::routes(&state))
+        .merge(subscriptions::routes(&state))
+        .merge(messages::routes(&state))
+        .merge(acknowledge::routes(&state))
+        .merge(reject::routes(&state))
+        .merge(queues::routes(&state))
+        .merge(consume::routes(&state))
+        .merge(consumers::routes(&state))
+        .merge(health::routes(&state));
+    serve(state, routes)
+}
+
+/// `routes` as an entry point serves them: an unknown path or method answered in
+/// the error shape, framework refusals put in it, and every answer counted.
+pub fn serve(state: AppState, routes: Router<AppState>) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::map_response(error_shape))
@@ -128,5 +123,56 @@ mod tests {
         let empty = Response::builder().status(StatusCode::PAYLOAD_TOO_LARGE).body(Body::empty()).unwrap();
         let body = axum::body::to_bytes(error_shape(empty).await.into_body(), 4096).await.unwrap();
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["error"], "payload_too_large");
+    }
+
+    /// A group served alone, on the SQLite backend.
+    #[cfg(feature = "sqlite")]
+    mod served_alone {
+        use axum::{body::Body, http::StatusCode};
+        use serde_json::Value;
+        use tower_service::Service;
+
+        use super::super::*;
+        use crate::{app::App, auth::issue_token, config::Config};
+
+        async fn send(app: &mut Router, method: Method, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+            let mut request = Request::builder().method(method).uri(path);
+            if let Some(token) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            std::future::poll_fn(|cx| Service::<Request>::poll_ready(app, cx)).await.unwrap();
+            let response = app.call(request.body(Body::empty()).unwrap()).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice(&body).unwrap())
+        }
+
+        #[tokio::test]
+        async fn answers_its_own_routes_and_404s_the_others() {
+            let dir = tempfile::tempdir().unwrap();
+            let data_dir = dir.path().to_str().unwrap().to_owned();
+            let config =
+                Config::from_lookup(|name| (name == "MESSAGE_QUEUE_DATA_DIR").then(|| data_dir.clone())).unwrap();
+            let secret = "a-test-secret-of-at-least-32-bytes";
+            let token = issue_token(secret, &config.jwt, "tester", 60);
+            let state = App::from_config(config, secret).unwrap();
+            let mut app = serve(state.clone(), queues::routes(&state));
+
+            let (status, body) = send(&mut app, Method::GET, "/message-queue/queues", Some(&token)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["total"], 0);
+            let (status, body) = send(&mut app, Method::GET, "/message-queue/queues", None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["error"], "unauthorized");
+            let (status, body) = send(&mut app, Method::PATCH, "/message-queue/queues", Some(&token)).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(body["error"], "method_not_allowed");
+            for (method, path) in [(Method::POST, "/message-queue/publish"), (Method::GET, "/health")] {
+                let (status, body) = send(&mut app, method.clone(), path, Some(&token)).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+                assert_eq!(body["error"], "not_found");
+                assert_eq!(body["details"]["path"], path);
+            }
+        }
     }
 }

@@ -151,3 +151,20 @@ async fn a_full_queue_refuses_publishes_until_consumers_finish_some() {
     h.settle(&first, "g", SettleKind::Acknowledge).await.unwrap();
     h.service.publish(&h.caller, cmd(5)).await.unwrap();
 }
+
+#[tokio::test]
+async fn expired_messages_leave_the_count_once_they_are_at_the_head() {
+    let h = Harness::new();
+    h.declare("mixed", QueueArguments::default()).await;
+    h.publish_with_ttl("mixed", 1, Some(500)).await;
+    h.publish("mixed", 2).await;
+    h.publish_with_ttl("mixed", 3, Some(500)).await;
+    let count = || async { h.service.queue_status(&h.caller, &name("mixed")).await.unwrap().message_count };
+    assert_eq!(count().await, 3);
+    h.clock.advance_ms(500);
+    assert_eq!(count().await, 2, "the expired head is not counted; the one behind a live message is, for now");
+    let got = h.consume("mixed", "g", "c", 10).await;
+    assert_eq!(got.len(), 1, "only the live message is handed out");
+    h.settle(&got[0].id.to_string(), "g", SettleKind::Acknowledge).await.unwrap();
+    assert_eq!(count().await, 0, "the group reached and dropped both expired messages");
+}

@@ -1,28 +1,113 @@
-//! `/api/v1` messages and topics (spec 002). Durations are answered as Go
-//! `time.Duration` nanosecond strings, as the spec writes them.
+//! Publishing: `POST /message-queue/publish` (spec 000), `POST /api/v1/messages`
+//! and `POST /api/v1/messages/batch` (spec 002).
 
 use std::collections::BTreeMap;
 
-use axum::{Extension, Json, extract::State, http::StatusCode};
+use axum::{Extension, Json, Router, extract::State, http::StatusCode, middleware, routing::post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{JsonBody, extract::parse_value, params::Path, queue_api::parse_queue};
+use super::{
+    JsonBody,
+    extract::parse_value,
+    fields::{duration_ms, nanos, parse_queue},
+    require_token,
+};
 use crate::{
     app::AppState,
     auth::Principal,
     domain::{DurationInput, RoutingKey},
     error::{Error, Result},
-    ops::{Publish, Published, QueueStatus, TopicSpec},
+    ops::{Publish, Published},
     ports::Content,
 };
+
+/// The publishing routes, behind the bearer token.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/message-queue/publish", post(publish))
+        .route("/api/v1/messages", post(produce))
+        .route("/api/v1/messages/batch", post(produce_batch))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+}
+
+/// Longest TTL a message may ask for: one year, in seconds.
+const MAX_TTL_SECS: u64 = 365 * 86_400;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    queue: String,
+    #[serde(default)]
+    message: Option<Value>,
+    routing_key: Option<String>,
+    headers: Option<Map<String, Value>>,
+    ttl: Option<u64>,
+    persistent: Option<bool>,
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    JsonBody(req): JsonBody<PublishRequest>,
+) -> Result<Json<Value>> {
+    let cmd = Publish {
+        queue: parse_queue("queue", &req.queue)?,
+        key: None,
+        routing_key: req
+            .routing_key
+            .map(|k| RoutingKey::parse(&k).map_err(|e| Error::invalid("routing_key", e)))
+            .transpose()?
+            .map(String::from),
+        content: Content::Json(json_content(req.message)?),
+        headers: req.headers.unwrap_or_default(),
+        priority: None,
+        ttl_ms: req.ttl.map(ttl_seconds).transpose()?,
+        persistent: req.persistent.unwrap_or(true),
+    };
+    let done = state.service.publish(&caller, cmd).await?;
+    Ok(Json(json!({
+        "message_id": done.id.to_string(),
+        "queue": done.queue.name,
+        "routing_key": done.record.routing_key,
+        "published": true,
+        "published_at": done.record.published_at,
+        "ttl": done.record.ttl_ms.div_ceil(1000),
+        "persistent": done.record.persistent,
+        "partition": done.id.partition,
+        "offset": done.id.offset,
+    })))
+}
+
+/// Spec 000's `message`: any JSON value but null or an empty string, object or array.
+fn json_content(message: Option<Value>) -> Result<String> {
+    let required = || Error::invalid_message("message", "Message content is required");
+    let message = message.ok_or_else(required)?;
+    let empty = match &message {
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Err(Error::invalid_message("message", "Message content must not be empty"));
+    }
+    Ok(message.to_string())
+}
+
+fn ttl_seconds(ttl: u64) -> Result<u64> {
+    if !(1..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(Error::invalid("ttl", format!("must be 1 to {MAX_TTL_SECS} seconds")));
+    }
+    Ok(ttl * 1000)
+}
 
 /// Longest partitioning key, in bytes.
 const MAX_KEY: usize = 4096;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ProduceRequest {
+struct ProduceRequest {
     topic: String,
     key: Option<String>,
     content: String,
@@ -31,7 +116,7 @@ pub(super) struct ProduceRequest {
     ttl: Option<DurationInput>,
 }
 
-pub(super) async fn produce(
+async fn produce(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     JsonBody(req): JsonBody<ProduceRequest>,
@@ -45,12 +130,12 @@ const MAX_BATCH: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BatchRequest {
+struct BatchRequest {
     messages: Vec<Value>,
 }
 
 /// `POST /api/v1/messages/batch`: each message is checked and answered on its own.
-pub(super) async fn produce_batch(
+async fn produce_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     JsonBody(req): JsonBody<BatchRequest, true>,
@@ -120,97 +205,4 @@ fn produced_json(done: &Published) -> Value {
         "timestamp": done.record.published_at,
         "ttl": nanos(done.record.ttl_ms),
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateTopicRequest {
-    name: String,
-    partitions: Option<u32>,
-    replication: Option<u32>,
-    retention: Option<DurationInput>,
-    max_size: Option<SizeInput>,
-}
-
-/// A byte count as a JSON number or a decimal string.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum SizeInput {
-    Number(u64),
-    Text(String),
-}
-
-pub(super) async fn create_topic(
-    State(state): State<AppState>,
-    JsonBody(req): JsonBody<CreateTopicRequest>,
-) -> Result<(StatusCode, Json<Value>)> {
-    let replication = req.replication.unwrap_or(1);
-    if !(1..=32_767).contains(&replication) {
-        return Err(Error::invalid("replication", "must be 1 to 32767"));
-    }
-    let max_bytes = match req.max_size {
-        None => None,
-        Some(SizeInput::Number(n)) => Some(n),
-        Some(SizeInput::Text(s)) => {
-            Some(s.trim().parse().map_err(|_| Error::invalid("max_size", "must be a number of bytes"))?)
-        }
-    };
-    if max_bytes == Some(0) {
-        return Err(Error::invalid("max_size", "must be at least 1 byte"));
-    }
-    let spec = TopicSpec {
-        name: parse_queue("name", &req.name)?,
-        partitions: req.partitions,
-        replication,
-        retention_ms: req.retention.map(|r| duration_ms("retention", &r)).transpose()?,
-        max_bytes,
-    };
-    let status = state.service.create_topic(spec).await?;
-    Ok((StatusCode::CREATED, Json(topic_json(&state, &status))))
-}
-
-pub(super) async fn topic(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>> {
-    let name = parse_queue("name", &name)?;
-    let status = state.service.queue_status(&caller, &name).await.map_err(Error::as_topic)?;
-    Ok(Json(topic_json(&state, &status)))
-}
-
-fn topic_json(state: &AppState, s: &QueueStatus) -> Value {
-    let q = &s.queue;
-    let retention = q.settings.retention_ms.unwrap_or(state.service.config.default_retention_ms);
-    let offsets: Vec<Value> = s
-        .partitions
-        .iter()
-        .map(|p| json!({"partition": p.partition, "start_offset": p.start_offset, "end_offset": p.end_offset}))
-        .collect();
-    json!({
-        "name": q.name,
-        "partitions": q.settings.partitions,
-        "replication": q.settings.replication,
-        "retention": nanos(retention),
-        "max_size": q.settings.max_bytes.map(|b| b.to_string()),
-        "message_count": s.message_count,
-        "messages_published": s.messages_published,
-        "consumer_count": s.consumer_count,
-        "partition_offsets": offsets,
-        "created_at": q.created_at,
-        "updated_at": q.updated_at,
-    })
-}
-
-/// A request duration in whole milliseconds, at least one.
-fn duration_ms(field: &str, d: &DurationInput) -> Result<u64> {
-    let ns = d.nanos().map_err(|e| Error::invalid(field, e))?;
-    if ns < 1_000_000 {
-        return Err(Error::invalid(field, "must be at least 1ms"));
-    }
-    Ok(ns / 1_000_000)
-}
-
-fn nanos(ms: u64) -> String {
-    (u128::from(ms) * 1_000_000).to_string()
 }

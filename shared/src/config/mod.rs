@@ -1,7 +1,11 @@
 //! Typed configuration, read once from the environment. Names and defaults
 //! follow spec 002; a bad value fails start-up with one message naming the variable.
 
+mod store;
+
 use std::{net::IpAddr, path::PathBuf};
+
+pub use store::StoreUrl;
 
 pub use crate::auth::JwtConfig;
 use crate::domain::parse_duration_ns;
@@ -10,7 +14,9 @@ use crate::domain::parse_duration_ns;
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_HOST", "127.0.0.1", "address the local server binds"),
     ("MESSAGE_QUEUE_PORT", "8087", "HTTP port (0 picks a free one)"),
-    ("MESSAGE_QUEUE_DATA_DIR", "data", "directory of the embedded SQLite file mq.sqlite3"),
+    ("MESSAGE_QUEUE_DATA_DIR", "data", "directory of the local server's files (the SQLite file, the JWT secret)"),
+    ("MESSAGE_QUEUE_STORE", "sqlite://<data dir>/mq.sqlite3", "where state is kept: sqlite://<path>"),
+    ("KAFKA_BROKERS", "unset", "Kafka bootstrap servers; when set, the message log is in Kafka"),
     ("MESSAGE_QUEUE_MAX_SIZE", "1048576", "largest message content, in bytes"),
     ("MESSAGE_QUEUE_TTL", "24h", "TTL of a message whose request and queue set none"),
     ("MESSAGE_QUEUE_RETENTION", "168h", "how long records are kept when a topic sets no retention"),
@@ -45,8 +51,12 @@ pub struct Config {
     pub max_message_size: usize,
     /// `MESSAGE_QUEUE_TTL`: TTL of a message that names none and whose queue sets none (default 24h).
     pub default_ttl_ms: u64,
-    /// `MESSAGE_QUEUE_DATA_DIR`: directory of the embedded SQLite file (default `data`).
+    /// `MESSAGE_QUEUE_DATA_DIR`: directory of the local server's files (default `data`).
     pub data_dir: PathBuf,
+    /// `MESSAGE_QUEUE_STORE`: where state is kept (default: `mq.sqlite3` in the data directory).
+    pub store: StoreUrl,
+    /// `KAFKA_BROKERS`: when set, the message log is in Kafka at these bootstrap servers.
+    pub kafka_brokers: Option<String>,
     /// `MESSAGE_QUEUE_AUTO_CREATE`: publishing to an unknown queue creates it (default true).
     pub auto_create_queues: bool,
     /// `MESSAGE_QUEUE_DEFAULT_PARTITIONS`: partitions of a queue created without a count (default 1).
@@ -102,12 +112,21 @@ impl Config {
     /// Reads configuration through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &'static str| Var { name, value: get(name).filter(|v| !v.is_empty()) };
+        let data_dir = var("MESSAGE_QUEUE_DATA_DIR").value.map_or_else(|| PathBuf::from("data"), PathBuf::from);
         Ok(Self {
             host: var("MESSAGE_QUEUE_HOST").parse_or("127.0.0.1".parse().expect("literal"))?,
             port: var("MESSAGE_QUEUE_PORT").parse_or(8087)?,
             max_message_size: var("MESSAGE_QUEUE_MAX_SIZE").parse_or(1_048_576)?,
             default_ttl_ms: var("MESSAGE_QUEUE_TTL").duration_ms_or(86_400_000)?,
-            data_dir: var("MESSAGE_QUEUE_DATA_DIR").value.map_or_else(|| "data".into(), PathBuf::from),
+            store: {
+                let v = var("MESSAGE_QUEUE_STORE");
+                match &v.value {
+                    Some(url) => StoreUrl::parse(url).map_err(|e| v.error(url, e))?,
+                    None => StoreUrl::in_data_dir(&data_dir),
+                }
+            },
+            data_dir,
+            kafka_brokers: var("KAFKA_BROKERS").value,
             auto_create_queues: var("MESSAGE_QUEUE_AUTO_CREATE").parse_or(true)?,
             default_partitions: var("MESSAGE_QUEUE_DEFAULT_PARTITIONS").parse_or(1)?,
             default_retention_ms: var("MESSAGE_QUEUE_RETENTION").duration_ms_or(7 * 86_400_000)?,
@@ -232,6 +251,16 @@ mod tests {
         for name in read.into_inner().unwrap() {
             assert!(VARIABLES.iter().any(|(v, ..)| *v == name), "{name} is not in VARIABLES");
         }
+    }
+
+    #[test]
+    fn the_store_defaults_to_sqlite_in_the_data_dir_and_a_bad_url_names_its_variable() {
+        assert_eq!(
+            with(&[("MESSAGE_QUEUE_DATA_DIR", "/srv/mq")]).unwrap().store,
+            StoreUrl::Sqlite("/srv/mq/mq.sqlite3".into())
+        );
+        let e = with(&[("MESSAGE_QUEUE_STORE", "redis://x")]).unwrap_err();
+        assert_eq!(e.name, "MESSAGE_QUEUE_STORE");
     }
 
     #[test]
