@@ -6,7 +6,8 @@
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
 //! mq-bench lookup N SECS     messages read by id after one group consumed N; with the baseline
-//! mq-bench push              10,000 messages to 3 subscriptions, a fifth of first attempts failing
+//! mq-bench push [--messages N] [--partitions N] [--retry-delay MS] [--ordered]
+//!                             10,000 messages to 3 subscriptions, a fifth of first attempts failing
 //! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
 //! ```
 
@@ -31,10 +32,10 @@ fn main() -> ExitCode {
         }
         Some("fault-check") => runtime.block_on(fault::run()),
         Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
-        Some("push") => runtime.block_on(push::run()),
+        Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | lookup N SECS | push | fault-check \
+            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | lookup N SECS | push [--ordered] ... | fault-check \
              | baseline-server"
                 .into(),
         ),

@@ -1,5 +1,5 @@
-//! The push load test: 10,000 messages to 3 subscriptions whose receiver fails
-//! a fifth of first attempts; every message must reach every subscription.
+//! The push load test: messages to 3 subscriptions whose receiver fails a
+//! fifth of first attempts; every message must reach every subscription.
 //! Prints delivery throughput and latency from publish to successful delivery.
 
 use std::{
@@ -13,12 +13,38 @@ use serde_json::json;
 
 use crate::server::{Server, token};
 
-const MESSAGES: usize = 10_000;
 const SUBSCRIPTIONS: usize = 3;
 
 type Seen = Arc<Mutex<HashMap<(usize, String), Instant>>>;
 
-pub(crate) async fn run() -> Result<(), String> {
+/// One push run's shape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub(crate) messages: usize,
+    pub(crate) partitions: u32,
+    /// First retry delay, in ms (doubling, 5 retries).
+    pub(crate) retry_delay: u64,
+    /// Subscriptions ask for ordered delivery (one message at a time per partition).
+    pub(crate) ordered: bool,
+}
+
+impl Plan {
+    /// `[--messages N] [--partitions N] [--retry-delay MS] [--ordered]`; 10,000 over 8 partitions from 50 ms.
+    pub(crate) fn parse(args: &[String]) -> Self {
+        let number = |flag: &str, default: u64| {
+            args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
+        };
+        Self {
+            messages: number("--messages", 10_000) as usize,
+            partitions: number("--partitions", 8) as u32,
+            retry_delay: number("--retry-delay", 50),
+            ordered: args.iter().any(|a| a == "--ordered"),
+        }
+    }
+}
+
+pub(crate) async fn run(plan: Plan) -> Result<(), String> {
+    let messages = plan.messages.div_ceil(100) * 100;
     let seen: Seen = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let receiver = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
@@ -31,15 +57,19 @@ pub(crate) async fn run() -> Result<(), String> {
     let call = |path: &str, body: serde_json::Value| {
         client.post(format!("{}{path}", server.base)).bearer_auth(token()).json(&body).send()
     };
-    call("/api/v1/topics", json!({"name": "push", "partitions": 8})).await.map_err(|e| e.to_string())?;
+    call("/api/v1/topics", json!({"name": "push", "partitions": plan.partitions})).await.map_err(|e| e.to_string())?;
     for n in 0..SUBSCRIPTIONS {
-        let policy = json!({"max_retries": 5, "retry_delay": 50, "backoff_multiplier": 2});
-        let body = json!({"queue": "push", "callback_url": format!("{receiver}/s/{n}"), "retry_policy": policy, "prefetch_count": 64});
+        let policy = json!({"max_retries": 5, "retry_delay": plan.retry_delay, "backoff_multiplier": 2});
+        let callback = format!("{receiver}/s/{n}");
+        let mut body = json!({"queue": "push", "callback_url": callback, "retry_policy": policy, "prefetch_count": 64});
+        if plan.ordered {
+            body["ordered"] = json!(true);
+        }
         call("/message-queue/subscribe", body).await.map_err(|e| e.to_string())?;
     }
     let started = Instant::now();
     let mut published: HashMap<String, Instant> = HashMap::new();
-    for batch in 0..MESSAGES / 100 {
+    for batch in 0..messages / 100 {
         let items: Vec<_> = (0..100)
             .map(|i| json!({"topic": "push", "key": format!("k{}", i % 16), "content": format!("{batch}-{i}")}))
             .collect();
@@ -51,7 +81,7 @@ pub(crate) async fn run() -> Result<(), String> {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(180);
-    while seen.lock().map_err(|e| e.to_string())?.len() < MESSAGES * SUBSCRIPTIONS && Instant::now() < deadline {
+    while seen.lock().map_err(|e| e.to_string())?.len() < messages * SUBSCRIPTIONS && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seen = seen.lock().map_err(|e| e.to_string())?.clone();
@@ -67,9 +97,10 @@ pub(crate) async fn run() -> Result<(), String> {
     let last = seen.values().max().copied().unwrap_or(started);
     let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
     println!(
-        "push: {} deliveries of {} in {:.1} s, {:.0} deliveries/s; publish to delivery p50 {:.0} ms, p99 {:.0} ms; lost {lost}",
+        "push ({plan:?}): {} deliveries of {} in {:.1} s, {:.0} deliveries/s; publish to delivery p50 {:.0} ms, \
+         p99 {:.0} ms; lost {lost}",
         seen.len(),
-        MESSAGES * SUBSCRIPTIONS,
+        messages * SUBSCRIPTIONS,
         (last - started).as_secs_f64(),
         seen.len() as f64 / (last - started).as_secs_f64(),
         pick(0.5),

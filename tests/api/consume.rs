@@ -1,5 +1,6 @@
-//! `POST /api/v1/messages/consume` and `/api/v1/consumers`: what a consume answers,
-//! long polls, delivery groups, leases and their expiry, delivery limits, TTL and consumer limits.
+//! `POST /api/v1/messages/consume` and `/extend`: what a consume answers, long polls, delivery groups
+//! and competing consumers, leases, their lapse, their defaults and their extension.
+//! Also the consume helpers the other consumption modules share.
 
 use std::{
     collections::HashSet,
@@ -12,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::helpers::*;
 
-/// Sends a consume request for up to 10 messages; `extra` adds or overrides fields.
+/// Sends a consume request for up to 10 messages (`extra` adds or overrides fields) and answers
+/// its status and body, having asserted that a 200's `count` matches its list of messages.
 pub(super) async fn try_consume(
     server: &TestServer,
     topic: &str,
@@ -22,16 +24,18 @@ pub(super) async fn try_consume(
 ) -> (StatusCode, Value) {
     let mut body = json!({"topic": topic, "group_id": group, "consumer_id": consumer, "max_messages": 10});
     body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-    server.post("/api/v1/messages/consume", body).await
+    let (status, answer) = server.post("/api/v1/messages/consume", body).await;
+    if status == StatusCode::OK {
+        assert_eq!(answer["count"], answer["messages"].as_array().expect("a list of messages").len(), "{answer}");
+    }
+    (status, answer)
 }
 
-/// Consumes and answers the messages, asserting a 200 whose count matches its list.
+/// Like [`try_consume`], asserting a 200: answers the messages.
 pub(super) async fn consume(server: &TestServer, topic: &str, group: &str, consumer: &str, extra: Value) -> Vec<Value> {
     let (status, answer) = try_consume(server, topic, group, consumer, extra).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let messages = answer["messages"].as_array().unwrap().clone();
-    assert_eq!(answer["count"], messages.len(), "{answer}");
-    messages
+    answer["messages"].as_array().unwrap().clone()
 }
 
 /// Publishes `n` small JSON messages and answers their ids, in order.
@@ -126,8 +130,8 @@ async fn max_messages_defaults_to_one_and_bounds_the_batch() {
 }
 
 #[tokio::test]
-async fn an_empty_consume_waits_for_its_timeout_in_every_duration_form() {
-    let server = TestServer::start().await;
+async fn a_long_poll_ends_empty_at_its_timeout_in_every_duration_form_or_wakes_on_a_publish() {
+    let server = Arc::new(TestServer::start().await);
     server.put("/message-queue/queues/quiet", json!({})).await;
     for timeout in [json!("400000000"), json!(400_000_000u64), json!("400ms"), json!("0.4s")] {
         let started = Instant::now();
@@ -138,38 +142,41 @@ async fn an_empty_consume_waits_for_its_timeout_in_every_duration_form() {
     let started = Instant::now();
     assert!(consume(&server, "quiet", "g", "c", json!({})).await.is_empty());
     assert!(started.elapsed() < Duration::from_millis(300), "no timeout answers at once");
+    let waiter = {
+        let server = server.clone();
+        tokio::spawn(async move { consume(&server, "quiet", "g", "c", json!({"timeout": "5000000000"})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let published = Instant::now();
+    let id = server.publish("quiet", json!({"wake": true})).await;
+    let got = waiter.await.unwrap();
+    assert!(published.elapsed() < Duration::from_secs(3), "woken by the publish: {:?}", published.elapsed());
+    assert_eq!(ids(&got), [id]);
     let (status, answer) = try_consume(&server, "nowhere", "g", "c", json!({})).await;
     assert_eq!(assert_error(status, &answer, 404, "topic_not_found")["topic"], "nowhere");
 }
 
 #[tokio::test]
-async fn a_publish_wakes_a_waiting_consume_at_once() {
-    let server = Arc::new(TestServer::start().await);
-    server.put("/message-queue/queues/wake", json!({})).await;
-    let waiter = {
-        let server = server.clone();
-        tokio::spawn(async move { consume(&server, "wake", "g", "c", json!({"timeout": "5s"})).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let published = Instant::now();
-    let id = server.publish("wake", json!({"wake": true})).await;
-    let got = waiter.await.unwrap();
-    assert!(published.elapsed() < Duration::from_secs(3), "woken by the publish: {:?}", published.elapsed());
-    assert_eq!(ids(&got), [id]);
-}
-
-#[tokio::test]
-async fn every_group_gets_every_message_once() {
+async fn every_group_gets_every_message_once_and_a_lease_keeps_it_from_the_rest_of_the_group() {
     let server = TestServer::start().await;
     let published = publish_n(&server, "events", 3).await;
     for group in ["billing", "shipping"] {
-        assert_eq!(ids(&consume(&server, "events", group, "a", json!({})).await), published, "{group}");
-        assert!(consume(&server, "events", group, "b", json!({})).await.is_empty(), "{group} holds them all");
+        let got = consume(&server, "events", group, "a", json!({})).await;
+        assert_eq!(ids(&got), published, "{group}");
+        for (n, (m, id)) in got.iter().zip(&published).enumerate() {
+            let want =
+                json!({"content": format!(r#"{{"n":{n}}}"#), "delivery_count": 1, "receipt_handle": format!("{id}.1")});
+            assert_fields(m, want);
+        }
+        assert!(consume(&server, "events", group, "b", json!({})).await.is_empty(), "{group}'s leases hold them all");
     }
     let id = server.publish("events", json!({"n": 3})).await;
     for group in ["billing", "shipping"] {
         assert_eq!(ids(&consume(&server, "events", group, "b", json!({})).await), std::slice::from_ref(&id), "{group}");
     }
+    let (_, queue) = server.get("/message-queue/queues/events").await;
+    assert_fields(&queue["statistics"], json!({"messages_consumed": 8}));
+    assert!(queue["consumer_count"].as_u64().unwrap() >= 2, "{queue}");
 }
 
 #[tokio::test]
@@ -209,31 +216,8 @@ async fn a_lapsed_lease_hands_the_message_out_again() {
     assert_fields(&second[0], json!({"message_id": id, "delivery_count": 2, "receipt_handle": format!("{id}.2")}));
     let (_, queue) = server.get("/message-queue/queues/jobs").await;
     assert_fields(&queue["statistics"], json!({"messages_consumed": 2, "messages_redelivered": 1}));
-}
-
-#[tokio::test]
-async fn the_delivery_limit_dead_letters_a_message_whose_leases_keep_lapsing() {
-    let server = TestServer::start().await;
-    let arguments = json!({"x-delivery-limit": 2, "x-dead-letter-queue": "q.dlq"});
-    server.put("/message-queue/queues/q", json!({"arguments": arguments})).await;
-    let id = server.publish("q", json!({"n": 1})).await;
-    for delivery in 1..=2 {
-        let got = consume(&server, "q", "g", "c", json!({"visibility_timeout": "200ms"})).await;
-        assert_fields(&got[0], json!({"message_id": id, "delivery_count": delivery}));
-        tokio::time::sleep(Duration::from_millis(350)).await;
-    }
-    assert!(consume(&server, "q", "g", "c", json!({})).await.is_empty(), "a third delivery is over the limit");
-    let dead = consume(&server, "q.dlq", "audit", "c", json!({})).await;
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0]["content"], r#"{"n":1}"#);
-    let want = json!({"x-dead-letter-reason": "delivery_limit", "x-original-message-id": id, "x-original-queue": "q"});
-    assert_fields(&dead[0]["headers"], want);
     let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
-    assert_eq!(msg["status"], "dead_lettered");
-    let (_, queue) = server.get("/message-queue/queues/q").await;
-    assert_eq!(queue["message_count"], 0);
-    let want = json!({"messages_dead_lettered": 1, "messages_consumed": 2, "messages_redelivered": 1});
-    assert_fields(&queue["statistics"], want);
+    assert_eq!(msg["redelivery_count"], 1, "{msg}");
 }
 
 #[tokio::test]
@@ -255,83 +239,25 @@ async fn the_environment_sets_the_default_lease_and_delivery_limit() {
 }
 
 #[tokio::test]
-async fn a_message_past_its_ttl_is_never_delivered() {
+async fn an_extended_lease_holds_and_an_ended_one_cannot_be_extended() {
     let server = TestServer::start().await;
-    // (queue, its arguments, the publish's own ttl, the dead-letter queue if any)
-    let cases = [
-        ("ttl.queue", json!({"x-message-ttl": 100, "x-dead-letter-queue": "ttl.dlq"}), None, Some("ttl.dlq")),
-        ("ttl.dropped", json!({"x-message-ttl": 100}), None, None),
-        ("ttl.own", json!({"x-dead-letter-queue": "own.dlq"}), Some("100ms"), Some("own.dlq")),
-    ];
-    let mut consumed = Vec::new();
-    for (queue, arguments, ttl, dlq) in cases {
-        server.put(&format!("/message-queue/queues/{queue}"), json!({"arguments": arguments})).await;
-        let (status, published) =
-            server.post("/api/v1/messages", json!({"topic": queue, "content": "late", "ttl": ttl})).await;
-        assert_eq!(status, StatusCode::CREATED, "{published}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(consume(&server, queue, "g", "c", json!({})).await.is_empty(), "{queue}");
-        if let Some(dlq) = dlq {
-            let dead = consume(&server, dlq, "audit", "c", json!({})).await;
-            assert_eq!(dead.len(), 1, "{queue}");
-            let want = json!({"x-dead-letter-reason": "expired", "x-original-message-id": published["message_id"]});
-            assert_fields(&dead[0]["headers"], want);
-        }
-        let (_, status) = server.get(&format!("/message-queue/queues/{queue}")).await;
-        assert_eq!(status["message_count"], 0, "{queue}");
-        let want = json!({"messages_expired": 1, "messages_dead_lettered": u64::from(dlq.is_some())});
-        assert_fields(&status["statistics"], want);
-        consumed.push((queue, status["statistics"]["messages_consumed"].clone()));
-    }
-    assert!(consumed.iter().all(|(_, n)| *n == 0), "nothing was handed out, so nothing was consumed: {consumed:?}");
-}
-
-#[tokio::test]
-async fn a_registered_consumer_is_answered_and_kept_to_its_topics() {
-    let server = TestServer::start().await;
-    let reg = json!({"consumer_id": "c", "group_id": "g", "topics": ["mine", "ours"], "max_concurrency": 4, "rate_limit": 50});
-    let (status, answer) = server.post("/api/v1/consumers", reg.clone()).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    assert_fields(&answer, reg);
-    assert_rfc3339(&answer["registered_at"]);
-    server.publish("mine", json!({"n": 1})).await;
-    server.publish("theirs", json!({"n": 1})).await;
-    assert_eq!(consume(&server, "mine", "g", "c", json!({})).await.len(), 1);
-    let (status, answer) = try_consume(&server, "theirs", "g", "c", json!({})).await;
-    assert_error(status, &answer, 403, "forbidden");
-    assert_eq!(consume(&server, "theirs", "g", "free", json!({})).await.len(), 1, "unregistered consumers are free");
-    let invalid = [("topics", json!([])), ("max_concurrency", json!(0)), ("rate_limit", json!(0))];
-    for (field, bad) in invalid {
-        let mut body = json!({"consumer_id": "z", "group_id": "g", "topics": ["mine"]});
-        body[field] = bad;
-        let (status, answer) = server.post("/api/v1/consumers", body).await;
-        assert_eq!(assert_error(status, &answer, 400, "invalid_request")["field"], field);
-    }
-}
-
-#[tokio::test]
-async fn a_registered_consumer_gets_no_more_than_its_limits_allow() {
-    let server = TestServer::start().await;
-    publish_n(&server, "limited", 12).await;
-    // (consumer, its group, its limit, what one consume of 10 gets before 429)
-    let cases = [("c", "g", "max_concurrency", 2), ("r", "h", "rate_limit", 5)];
-    for (consumer, group, limit, n) in cases {
-        let mut reg = json!({"consumer_id": consumer, "group_id": group, "topics": ["limited"]});
-        reg[limit] = json!(n);
-        server.post("/api/v1/consumers", reg).await;
-        let held = consume(&server, "limited", group, consumer, json!({})).await;
-        assert_eq!(held.len(), n, "{limit}");
-        let (status, answer) = try_consume(&server, "limited", group, consumer, json!({})).await;
-        assert_eq!(assert_error(status, &answer, 429, "rate_limit_exceeded")["limit"], n, "{limit}");
-        if limit == "max_concurrency" {
-            let ack =
-                json!({"message_id": held[0]["message_id"], "topic": "limited", "success": true, "group_id": "g"});
-            assert_eq!(server.post("/api/v1/messages/acknowledge", ack).await.0, StatusCode::OK);
-            assert_eq!(consume(&server, "limited", group, consumer, json!({})).await.len(), 1, "one slot freed");
-            assert_eq!(
-                try_consume(&server, "limited", group, consumer, json!({})).await.0,
-                StatusCode::TOO_MANY_REQUESTS
-            );
-        }
-    }
+    let id = server.publish("long", json!({"n": 1})).await;
+    let got = consume(&server, "long", "g", "c", json!({"visibility_timeout": "300ms"})).await;
+    let extend = |lease: &str| json!({"message_id": id, "topic": "long", "group_id": "g", "visibility_timeout": lease, "receipt_handle": got[0]["receipt_handle"]});
+    let mut without_receipt = extend("3s");
+    without_receipt.as_object_mut().unwrap().remove("receipt_handle");
+    let (status, answer) = server.post("/api/v1/messages/extend", without_receipt).await;
+    assert_eq!(status, StatusCode::OK, "the receipt handle is optional: {answer}");
+    assert_fields(&answer, json!({"message_id": id, "topic": "long", "group_id": "g", "delivery_count": 1}));
+    let gained = millis(&answer["lease_expires_at"]) - millis(&got[0]["lease_expires_at"]);
+    assert!(gained >= 2_000, "the lease moved {gained} ms");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(consume(&server, "long", "g", "other", json!({})).await.is_empty(), "the extended lease holds");
+    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
+    assert_eq!(msg["deliveries"][0]["lease_expires_at"], answer["lease_expires_at"]);
+    assert_eq!(server.post("/api/v1/messages/extend", extend("100ms")).await.0, StatusCode::OK, "a lease may shrink");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (status, answer) = server.post("/api/v1/messages/extend", extend("5s")).await;
+    assert_fields(&assert_error(status, &answer, 409, "lease_expired"), json!({"message_id": id, "group": "g"}));
+    assert_eq!(consume(&server, "long", "g", "other", json!({})).await.len(), 1, "the message is free again");
 }

@@ -1,5 +1,7 @@
-//! Settling deliveries: `/api/v1/messages/acknowledge` and `/extend`, spec 000's acknowledge and reject,
-//! the message's status through its life, and the queue statistics settlements leave.
+//! Settling deliveries: `/api/v1/messages/acknowledge` (one message or a batch, positive or negative),
+//! spec 000's acknowledge, spec 000's reject with requeue (at once or delayed), the message's status
+//! through its life, and the queue statistics settlements leave. Settlements that end a message for
+//! good (rejects without requeue, delivery limits, TTL) are in `dead_letters`.
 
 use std::time::Duration;
 
@@ -19,11 +21,12 @@ async fn ack(server: &TestServer, topic: &str, group: &str, id: &str, extra: Val
 }
 
 /// `POST /message-queue/messages/{id}/{action}` (spec 000's acknowledge or reject).
-async fn spec(server: &TestServer, id: &str, action: &str, body: Value) -> (StatusCode, Value) {
+pub(super) async fn spec(server: &TestServer, id: &str, action: &str, body: Value) -> (StatusCode, Value) {
     server.post(&format!("/message-queue/messages/{id}/{action}"), body).await
 }
 
-async fn message(server: &TestServer, id: &str) -> Value {
+/// `GET /message-queue/messages/{id}`, asserting a 200.
+pub(super) async fn message(server: &TestServer, id: &str) -> Value {
     let (status, body) = server.get(&format!("/message-queue/messages/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
@@ -36,10 +39,14 @@ async fn acknowledging_finishes_the_message_for_that_group_only() {
     for group in ["billing", "shipping"] {
         consume(&server, "orders", group, "c", json!({})).await;
     }
+    let msg = message(&server, &id).await;
+    assert_eq!((&msg["status"], msg["deliveries"].as_array().unwrap().len()), (&json!("delivered"), 2), "{msg}");
+    assert_rfc3339(&msg["consumed_at"]);
     let (status, answer) = ack(&server, "orders", "billing", &id, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let want = json!({"message_id": id, "topic": "orders", "group_id": "billing", "success": true, "status": "acknowledged", "delivery_count": 1});
     assert_fields(&answer, want);
+    assert_rfc3339(&answer["acknowledged_at"]);
     let msg = message(&server, &id).await;
     assert_fields(&msg, json!({"status": "acknowledged", "acknowledged_at": answer["acknowledged_at"]}));
     let states: Vec<(&str, &str)> = msg["deliveries"]
@@ -51,6 +58,7 @@ async fn acknowledging_finishes_the_message_for_that_group_only() {
     assert_eq!(states, [("billing", "acknowledged"), ("shipping", "delivered")], "acknowledged beats delivered");
     let (_, queue) = server.get("/message-queue/queues/orders").await;
     assert_fields(&queue, json!({"message_count": 1, "messages_unacknowledged": 1}));
+    assert_fields(&queue["statistics"], json!({"messages_consumed": 2, "messages_acknowledged": 1}));
     assert!(consume(&server, "orders", "billing", "c", json!({})).await.is_empty(), "billing is done with it");
 }
 
@@ -69,7 +77,7 @@ async fn acknowledging_twice_answers_the_first_acknowledgement() {
 }
 
 #[tokio::test]
-async fn a_negative_acknowledgement_hands_the_message_out_again_at_once() {
+async fn a_negative_acknowledgement_hands_the_message_out_again_at_once_and_counts_a_retry() {
     let server = TestServer::start().await;
     let id = server.publish("retry", json!({"n": 1})).await;
     consume(&server, "retry", "g", "c", json!({})).await;
@@ -79,6 +87,11 @@ async fn a_negative_acknowledgement_hands_the_message_out_again_at_once() {
     let again = consume(&server, "retry", "g", "other", json!({})).await;
     let want = json!({"message_id": id, "delivery_count": 2, "retry_count": 1, "receipt_handle": format!("{id}.2")});
     assert_fields(&again[0], want);
+    // A requeuing reject counts on from there, whatever retry count its body names.
+    let (status, answer) = spec(&server, &id, "reject", json!({"requeue": true, "retry_count": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_fields(&answer, json!({"requeued": true, "retry_count": 2}));
+    assert_fields(&message(&server, &id).await, json!({"status": "requeued", "retry_count": 2}));
 }
 
 #[tokio::test]
@@ -132,40 +145,6 @@ async fn an_acknowledgement_after_the_lease_lapsed_but_before_redelivery_succeed
 }
 
 #[tokio::test]
-async fn acknowledging_a_message_the_group_rejected_is_already_settled() {
-    let server = TestServer::start().await;
-    let id = server.publish("bad", json!({"n": 1})).await;
-    consume(&server, "bad", "g", "c", json!({})).await;
-    assert_eq!(spec(&server, &id, "reject", json!({"requeue": false})).await.0, StatusCode::OK);
-    let (status, answer) = ack(&server, "bad", "g", &id, json!({})).await;
-    assert_fields(&assert_error(status, &answer, 409, "already_settled"), json!({"state": "rejected", "group": "g"}));
-    let (status, answer) = spec(&server, &id, "acknowledge", json!({"group_id": "g"})).await;
-    assert_eq!(assert_error(status, &answer, 409, "already_settled")["state"], "rejected");
-}
-
-#[tokio::test]
-async fn an_extended_lease_holds_and_an_ended_one_cannot_be_extended() {
-    let server = TestServer::start().await;
-    let id = server.publish("long", json!({"n": 1})).await;
-    let got = consume(&server, "long", "g", "c", json!({"visibility_timeout": "300ms"})).await;
-    let extend = |lease: &str| json!({"message_id": id, "topic": "long", "group_id": "g", "visibility_timeout": lease, "receipt_handle": got[0]["receipt_handle"]});
-    let (status, answer) = server.post("/api/v1/messages/extend", extend("3s")).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_fields(&answer, json!({"message_id": id, "topic": "long", "group_id": "g", "delivery_count": 1}));
-    let gained = millis(&answer["lease_expires_at"]) - millis(&got[0]["lease_expires_at"]);
-    assert!(gained >= 2_000, "the lease moved {gained} ms");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(consume(&server, "long", "g", "other", json!({})).await.is_empty(), "the extended lease holds");
-    let (_, msg) = server.get(&format!("/message-queue/messages/{id}")).await;
-    assert_eq!(msg["deliveries"][0]["lease_expires_at"], answer["lease_expires_at"]);
-    assert_eq!(server.post("/api/v1/messages/extend", extend("100ms")).await.0, StatusCode::OK, "a lease may shrink");
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let (status, answer) = server.post("/api/v1/messages/extend", extend("5s")).await;
-    assert_fields(&assert_error(status, &answer, 409, "lease_expired"), json!({"message_id": id, "group": "g"}));
-    assert_eq!(consume(&server, "long", "g", "other", json!({})).await.len(), 1, "the message is free again");
-}
-
-#[tokio::test]
 async fn the_spec_acknowledge_example_echoes_every_field() {
     let server = TestServer::start().await;
     let id = server.publish("delivery.events", json!({"n": 1})).await;
@@ -177,6 +156,7 @@ async fn the_spec_acknowledge_example_echoes_every_field() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_fields(&answer, example);
     assert_fields(&answer, json!({"message_id": id, "acknowledged": true, "group": "g", "status": "acknowledged"}));
+    assert_rfc3339(&answer["acknowledged_at"]);
     assert_eq!(message(&server, &id).await["acknowledged_at"], answer["acknowledged_at"]);
 }
 
@@ -187,8 +167,10 @@ async fn a_spec_acknowledgement_without_a_group_needs_exactly_one_holder() {
     for group in ["g", "h"] {
         consume(&server, "shared", group, "c", json!({})).await;
     }
-    let (status, answer) = spec(&server, &id, "acknowledge", json!({"success": true})).await;
-    assert_eq!(assert_error(status, &answer, 400, "invalid_request")["field"], "group_id");
+    for body in [json!({}), json!({"success": true})] {
+        let (status, answer) = spec(&server, &id, "acknowledge", body).await;
+        assert_eq!(assert_error(status, &answer, 400, "invalid_request")["field"], "group_id");
+    }
     let (status, answer) =
         spec(&server, &id, "acknowledge", json!({"group_id": "g", "subscription_id": "sub_x"})).await;
     assert_error(status, &answer, 400, "invalid_request");
@@ -234,37 +216,25 @@ async fn a_delayed_requeue_keeps_the_message_away_for_the_delay() {
 }
 
 #[tokio::test]
-async fn rejecting_without_requeue_dead_letters_or_drops_the_message() {
+async fn a_batch_is_published_and_acknowledged_item_by_item() {
     let server = TestServer::start().await;
-    // (queue, its dead-letter queue, the message's status after the reject)
-    let cases = [("with.dlq", Some("with.dlq.dead"), "dead_lettered"), ("without.dlq", None, "rejected")];
-    for (queue, dlq, want) in cases {
-        let arguments = dlq.map_or(json!({}), |d| json!({"x-dead-letter-queue": d}));
-        server.put(&format!("/message-queue/queues/{queue}"), json!({"arguments": arguments})).await;
-        let id = server.publish(queue, json!({"n": 1})).await;
-        consume(&server, queue, "g", "c", json!({})).await;
-        let body = json!({"rejected_by": "svc", "reason": "bad payload", "requeue": false});
-        let (status, answer) = spec(&server, &id, "reject", body).await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_fields(&answer, json!({"requeued": false, "dead_lettered": dlq.is_some(), "status": want}));
-        assert_eq!(message(&server, &id).await["status"], want, "{queue}");
-        assert!(consume(&server, queue, "g", "c", json!({})).await.is_empty(), "{queue}");
-        let (_, status) = server.get(&format!("/message-queue/queues/{queue}")).await;
-        assert_eq!(status["message_count"], 0, "{queue}");
-        let want = json!({"messages_rejected": 1, "messages_dead_lettered": u64::from(dlq.is_some())});
-        assert_fields(&status["statistics"], want);
-        if let Some(dlq) = dlq {
-            let dead = consume(&server, dlq, "audit", "c", json!({})).await;
-            assert_eq!(dead.len(), 1);
-            assert_fields(
-                &dead[0]["headers"],
-                json!({
-                    "x-dead-letter-reason": "rejected", "x-original-message-id": id, "x-original-queue": queue,
-                    "x-dead-letter-detail": "bad payload",
-                }),
-            );
-        }
-    }
+    let items = json!([{"topic": "b", "content": "one"}, {"topic": "b", "content": 5}, {"topic": "b", "content": "two", "key": "k"}]);
+    let (status, answer) = server.post("/api/v1/messages/batch", json!({"messages": items})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_fields(&answer, json!({"succeeded": 2, "failed": 1}));
+    assert_eq!(answer["results"][1]["status"], 400);
+    assert_eq!(answer["results"][1]["details"]["field"], "content");
+    let got = consume(&server, "b", "g", "c", json!({})).await;
+    let mut acks: Vec<Value> =
+        got.iter().map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]})).collect();
+    acks.push(json!({"message_id": "msg_123456789"}));
+    let body = json!({"messages": acks, "topic": "b", "success": true, "group_id": "g"});
+    let (status, answer) = server.post("/api/v1/messages/acknowledge", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_fields(&answer, json!({"succeeded": 2, "failed": 1}));
+    assert_eq!(answer["results"][2]["error"], "message_not_found");
+    let (_, queue) = server.get("/message-queue/queues/b").await;
+    assert_eq!(queue["message_count"], 0);
 }
 
 #[tokio::test]
@@ -303,7 +273,7 @@ async fn queue_statistics_follow_a_sequence_of_settlements() {
     let server = TestServer::start().await;
     server.put("/message-queue/queues/stats", json!({"arguments": {"x-dead-letter-queue": "stats.dlq"}})).await;
     let m = publish_n(&server, "stats", 5).await;
-    let (status, _) =
+    let (status, brief) =
         server.post("/api/v1/messages", json!({"topic": "stats", "content": "brief", "ttl": "100ms"})).await;
     assert_eq!(status, StatusCode::CREATED);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -330,4 +300,9 @@ async fn queue_statistics_follow_a_sequence_of_settlements() {
             "messages_redelivered": 2, "messages_requeued": 2, "messages_dead_lettered": 2, "messages_expired": 1,
         }),
     );
+    // The dead-letter queue holds what left for good in the order it left, each with its reason.
+    let dead = consume(&server, "stats.dlq", "audit", "c", json!({})).await;
+    let reasons: Vec<_> =
+        dead.iter().map(|m| (&m["headers"]["x-original-message-id"], &m["headers"]["x-dead-letter-reason"])).collect();
+    assert_eq!(reasons, [(&brief["message_id"], &json!("expired")), (&json!(m[2]), &json!("rejected"))]);
 }
