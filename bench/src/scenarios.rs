@@ -131,6 +131,7 @@ pub(crate) async fn lookup_alone(history: usize, secs: u64) -> Result<(), String
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = Server::service(dir.path())?;
     let ids = Arc::new(consumed_history(&server.base, "bench.history", history).await?);
+    eprintln!("reading messages by id; server pid {}", server.pid());
     let mut stats = closed_loop(16, Duration::from_secs(secs), message_step(&server.base, ids)).await;
     check(&stats, "message by id")?;
     println!(

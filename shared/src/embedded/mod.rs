@@ -116,6 +116,11 @@ impl SqliteStore {
         self.inner.writer.write(Durability::Relaxed, f).await
     }
 
+    /// A relaxed write queued without waiting for it (see [`Writer::submit`]).
+    fn queue_write(&self, f: impl FnOnce(&Connection) -> StoreResult<()> + Send + 'static) -> StoreResult<()> {
+        self.inner.writer.submit(f)
+    }
+
     /// Deletes a queue's rows (of one group, when given) from each table.
     async fn delete_rows(&self, tables: &[&'static str], queue: QueueId, group: Option<String>) -> StoreResult<()> {
         let tables = tables.to_vec();
@@ -228,6 +233,9 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    // A stable plan per statement: without it SQLite prepares a statement again whenever a bound
+    // value could change its plan (every `LIMIT ?`), which cost more than the reads themselves.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(backend)?;
     // A 1 MiB page cache per connection keeps a process small; appends touch few pages.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-1024;",

@@ -1,5 +1,7 @@
-//! Queue counters on SQLite: one row per queue and counter, added to in the
-//! writer's transactions (one process writes, so no row is contended).
+//! Queue counters on SQLite: one row per queue and counter. Additions are queued
+//! to the writer without waiting (they commit with the next transaction, in
+//! order), and counters are read through the writer, after every addition
+//! queued before: a caller reads its own additions, and nobody waits for a counter.
 
 use async_trait::async_trait;
 use rusqlite::params;
@@ -14,7 +16,7 @@ impl QueueStats for SqliteStore {
             return Ok(());
         }
         let delta = *delta;
-        self.writing_relaxed(move |conn| {
+        self.queue_write(move |conn| {
             for (name, by) in delta.named().into_iter().filter(|(_, by)| *by != 0) {
                 conn.prepare_cached(
                     "INSERT INTO counters (queue_id, name, value) VALUES (?1, ?2, ?3)
@@ -25,11 +27,10 @@ impl QueueStats for SqliteStore {
             }
             Ok(())
         })
-        .await
     }
 
     async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters> {
-        self.reading_now(move |conn| {
+        self.writing_relaxed(move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT name, value FROM counters WHERE queue_id = ?1").map_err(backend)?;
             let rows =
@@ -43,6 +44,7 @@ impl QueueStats for SqliteStore {
             }
             Ok(counters)
         })
+        .await
     }
 
     async fn forget_queue(&self, queue: QueueId) -> StoreResult<()> {

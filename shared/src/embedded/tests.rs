@@ -188,3 +188,12 @@ async fn files_from_before_logs_were_made_get_their_partitions() {
     assert_eq!(store.partitions(queue.id).await.unwrap().len(), 2);
     assert_eq!(append(&store, queue.id, 1, record("after")).await.unwrap(), 0);
 }
+
+#[test]
+fn connections_keep_one_plan_per_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = super::connect(&dir.path().join("db")).unwrap();
+    // Without it every `LIMIT ?` read was prepared again at each call (half the time of a lookup).
+    let stable = conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap();
+    assert!(stable);
+}

@@ -76,6 +76,24 @@ impl Writer {
         self.jobs.send(job).map_err(|_| StoreError::unavailable("the writer thread has stopped"))?;
         rx.await.map_err(|_| StoreError::unavailable("the write could not begin; see the server log"))?
     }
+
+    /// Queues `f` for the next transaction without waiting for it (a relaxed write). Jobs run in
+    /// the order they were queued, so a later [`Writer::write`] sees its effect.
+    pub(super) fn submit<F>(&self, f: F) -> StoreResult<()>
+    where
+        F: FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
+    {
+        let job: Job = (
+            Durability::Relaxed,
+            Box::new(move |conn| {
+                if let Err(e) = in_savepoint(conn, f) {
+                    tracing::warn!("a queued write failed: {e}");
+                }
+                Box::new(|_| {})
+            }),
+        );
+        self.jobs.send(job).map_err(|_| StoreError::unavailable("the writer thread has stopped"))
+    }
 }
 
 fn run(conn: &Connection, rx: &mpsc::Receiver<Job>, checkpointed: &AtomicBool) {

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{PushItem, Service};
+use super::{PushItem, PushOutcome, Service};
 use crate::{
     dispatch::Callbacks,
     error::Result,
@@ -18,6 +18,8 @@ const DISPATCHER: &str = "dispatcher";
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often a pass runs when nothing wakes the loop.
 const PASS_EVERY: Duration = Duration::from_millis(100);
+/// Retries due within this long wake the loop at their time; later ones are found by a pass.
+const MAX_RETRY_WAKE: Duration = Duration::from_secs(5);
 
 impl Service {
     /// One pass over every active subscription; starts pushing what is due and answers how many.
@@ -36,12 +38,26 @@ impl Service {
             let (service, callbacks) = (self.clone(), callbacks.clone());
             tokio::spawn(async move {
                 let concurrency = items.len();
-                service.deliver_batch(&callbacks, items, concurrency).await;
+                let outcomes = service.deliver_batch(&callbacks, items, concurrency).await;
                 // Room in the prefetch: the next pass may start more.
                 service.wakeups.wake_dispatcher();
+                service.wake_at_first_retry(&outcomes).await;
             });
         }
         Ok(started)
+    }
+
+    /// Wakes the loop when the first retry of a batch falls due (if soon), so a retry waits for
+    /// its time and not for the next pass as well.
+    async fn wake_at_first_retry(&self, outcomes: &[PushOutcome]) {
+        let first =
+            outcomes.iter().filter_map(|o| if let PushOutcome::RetryAt(at) = o { Some(*at) } else { None }).min();
+        let Some(at) = first else { return };
+        let wait = Duration::from_millis((at.0 - self.now().0).max(0) as u64);
+        if wait <= MAX_RETRY_WAKE {
+            tokio::time::sleep(wait).await;
+            self.wakeups.wake_dispatcher();
+        }
     }
 
     /// Leases a subscription's due messages, up to its prefetch less those in flight, and

@@ -69,7 +69,8 @@ impl QueueCounters {
 /// A queue's counters.
 #[async_trait]
 pub trait QueueStats: Send + Sync + 'static {
-    /// Adds to a queue's counters.
+    /// Adds to a queue's counters. A backend may answer before the addition is stored, as long
+    /// as `counters` called afterwards by the same process includes it.
     async fn add(&self, queue: QueueId, delta: &CounterDelta) -> StoreResult<()>;
     /// A queue's counters.
     async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters>;
