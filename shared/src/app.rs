@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::Authenticator,
-    config::{Config, StoreUrl},
+    config::Config,
     ops::{Backends, Service},
 };
 
@@ -64,7 +64,7 @@ fn backends(config: &Config) -> Result<Backends, BuildError> {
     let fail = |reason: String| BuildError { variable: "MESSAGE_QUEUE_STORE", value: config.store.to_string(), reason };
     match &config.store {
         #[cfg(feature = "sqlite")]
-        StoreUrl::Sqlite(path) => {
+        crate::config::StoreUrl::Sqlite(path) => {
             let store = crate::embedded::SqliteStore::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
             Ok(Backends::all(Arc::new(store)))
         }
