@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     JsonBody,
-    fields::{group, identifier, parse_queue, receipt},
+    fields::{Target, identifier, parse_queue, receipt},
     params::Path,
     require_token,
 };
@@ -140,14 +140,13 @@ async fn acknowledge_message(
     JsonBody(req): JsonBody<AcknowledgeMessageRequest>,
 ) -> Result<Json<Value>> {
     let success = req.success.unwrap_or(true);
-    let cmd = SettleCommand {
-        message_id: message_id.clone(),
-        queue: None,
-        group: group(req.group_id.as_deref(), req.subscription_id.as_deref())?,
-        receipt: receipt(req.receipt_handle.as_deref())?,
-        kind: if success { SettleKind::Acknowledge } else { SettleKind::Requeue { delay_ms: 0 } },
+    let target = Target {
+        group_id: req.group_id.as_deref(),
+        subscription_id: req.subscription_id.as_deref(),
+        receipt_handle: req.receipt_handle.as_deref(),
     };
-    let done = state.service.settle(&caller, cmd).await?;
+    let kind = if success { SettleKind::Acknowledge } else { SettleKind::Requeue { delay_ms: 0 } };
+    let done = state.service.settle(&caller, target.command(&message_id, kind)?).await?;
     Ok(Json(json!({
         "message_id": message_id,
         "acknowledged": success,

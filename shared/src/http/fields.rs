@@ -3,7 +3,7 @@
 use crate::{
     domain::{DurationInput, QueueName},
     error::{Error, Result},
-    ops::Receipt,
+    ops::{Receipt, SettleCommand, SettleKind},
     ports::GroupRef,
 };
 
@@ -26,8 +26,30 @@ pub(super) fn receipt(s: Option<&str>) -> Result<Option<Receipt>> {
     .transpose()
 }
 
+/// Where a spec-000 settlement applies: the group named by `group_id` or `subscription_id`
+/// (or the one holding the message), and the delivery named by `receipt_handle`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub(super) group_id: Option<&'a str>,
+    pub(super) subscription_id: Option<&'a str>,
+    pub(super) receipt_handle: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The settlement `kind` of message `message_id` at this target.
+    pub(super) fn command(self, message_id: &str, kind: SettleKind) -> Result<SettleCommand> {
+        Ok(SettleCommand {
+            message_id: message_id.to_owned(),
+            queue: None,
+            group: group(self.group_id, self.subscription_id)?,
+            receipt: receipt(self.receipt_handle)?,
+            kind,
+        })
+    }
+}
+
 /// The group a spec-000 settlement names, if any.
-pub(super) fn group(group_id: Option<&str>, subscription_id: Option<&str>) -> Result<Option<GroupRef>> {
+fn group(group_id: Option<&str>, subscription_id: Option<&str>) -> Result<Option<GroupRef>> {
     match (group_id, subscription_id) {
         (Some(_), Some(_)) => Err(Error::invalid("group_id", "name a group_id or a subscription_id, not both")),
         (Some(g), None) => Ok(Some(GroupRef::Consumers(identifier("group_id", g)?))),

@@ -4,17 +4,12 @@ use axum::{Extension, Json, Router, extract::State, middleware, routing::post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    JsonBody,
-    fields::{group, receipt},
-    params::Path,
-    require_token,
-};
+use super::{JsonBody, fields::Target, params::Path, require_token};
 use crate::{
     app::AppState,
     auth::Principal,
     error::{Error, Result},
-    ops::{MessageStatus, SettleCommand, SettleKind, Settled},
+    ops::{MessageStatus, SettleKind, Settled},
 };
 
 /// The reject route, behind the bearer token.
@@ -56,18 +51,14 @@ async fn reject(
     if !requeue && req.delay_ms.is_some() {
         return Err(Error::invalid("delay_ms", "only applies when requeue is true"));
     }
-    let cmd = SettleCommand {
-        message_id: message_id.clone(),
-        queue: None,
-        group: group(req.group_id.as_deref(), req.subscription_id.as_deref())?,
-        receipt: receipt(req.receipt_handle.as_deref())?,
-        kind: if requeue {
-            SettleKind::Requeue { delay_ms }
-        } else {
-            SettleKind::Reject { reason: req.reason.clone() }
-        },
+    let target = Target {
+        group_id: req.group_id.as_deref(),
+        subscription_id: req.subscription_id.as_deref(),
+        receipt_handle: req.receipt_handle.as_deref(),
     };
-    let done: Settled = state.service.settle(&caller, cmd).await?;
+    let kind =
+        if requeue { SettleKind::Requeue { delay_ms } } else { SettleKind::Reject { reason: req.reason.clone() } };
+    let done: Settled = state.service.settle(&caller, target.command(&message_id, kind)?).await?;
     Ok(Json(json!({
         "message_id": message_id,
         "rejected": true,
