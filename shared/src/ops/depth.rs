@@ -49,7 +49,7 @@ impl Service {
     ) -> Result<u64> {
         let mut total = 0;
         for p in partitions {
-            let from = fetch.iter().find(|(partition, _)| *partition == p.partition).map_or(0, |(_, o)| *o);
+            let from = fetch_from(fetch, p.partition);
             let retained = p.retained_from(from);
             if retained > 0 {
                 total += retained - self.expired_at_head(queue, p, from.max(p.start_offset), now).await?;
@@ -98,9 +98,11 @@ impl Service {
 
 /// A group's backlog counting expired records too.
 fn upper_bound(partitions: &[PartitionInfo], g: &GroupPosition) -> u64 {
-    let unread: u64 = partitions
-        .iter()
-        .map(|p| p.retained_from(g.fetch_offsets.iter().find(|(q, _)| *q == p.partition).map_or(0, |(_, o)| *o)))
-        .sum();
+    let unread: u64 = partitions.iter().map(|p| p.retained_from(fetch_from(&g.fetch_offsets, p.partition))).sum();
     unread + g.leased + g.available
+}
+
+/// Where a group reads a partition from: its fetch offset, or the start when it has none.
+fn fetch_from(fetch: &[(u32, u64)], partition: u32) -> u64 {
+    fetch.iter().find(|(p, _)| *p == partition).map_or(0, |(_, offset)| *offset)
 }
