@@ -11,9 +11,10 @@ use std::{
 
 use tokio::sync::Semaphore;
 
-/// One worker step: sends what it must and answers how many messages it moved.
-pub(crate) type Step =
-    Arc<dyn Fn(reqwest::Client) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
+/// One worker step on connection `C` (an HTTP client, or a peer broker's channel):
+/// sends what it must and answers how many messages it moved.
+pub(crate) type Step<C = reqwest::Client> =
+    Arc<dyn Fn(C) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
 
 /// What a run measured.
 #[derive(Debug, Default, Clone)]
@@ -73,15 +74,24 @@ pub(crate) fn one_connection() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(30)).build().expect("client")
 }
 
-/// `workers` workers run `step` back to back for `duration`.
+/// `workers` workers run `step` back to back for `duration`, each on a connection of its own.
 pub(crate) async fn closed_loop(workers: usize, duration: Duration, step: Step) -> Stats {
+    closed_loop_on(workers, duration, |_| one_connection(), step).await
+}
+
+/// `workers` workers run `step` back to back for `duration`; worker `i` on `connection(i)`.
+pub(crate) async fn closed_loop_on<C: Clone + Send + 'static>(
+    workers: usize,
+    duration: Duration,
+    connection: impl Fn(usize) -> C,
+    step: Step<C>,
+) -> Stats {
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = (0..workers)
-        .map(|_| {
-            let step = step.clone();
+        .map(|i| {
+            let (step, client) = (step.clone(), connection(i));
             tokio::spawn(async move {
-                let client = one_connection();
                 let mut stats = Stats::default();
                 while Instant::now() < deadline {
                     let began = Instant::now();
@@ -109,11 +119,24 @@ const WARMUP: Duration = Duration::from_secs(1);
 /// millisecond, which would add up to a millisecond of the generator's own delay.
 pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stats {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
+        .pool_max_idle_per_host(IN_FLIGHT)
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let in_flight = Arc::new(Semaphore::new(512));
+    open_loop_on(rate, duration, client, step).await
+}
+
+/// The most requests the open loop has outstanding at once.
+const IN_FLIGHT: usize = 512;
+
+/// [`open_loop`] with every step on `connection` (a pooled client or a shared channel).
+pub(crate) async fn open_loop_on<C: Clone + Send + 'static>(
+    rate: u64,
+    duration: Duration,
+    connection: C,
+    step: Step<C>,
+) -> Stats {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let stats = Arc::new(Mutex::new(Stats::default()));
     let runtime = tokio::runtime::Handle::current();
     let warmup = rate * WARMUP.as_secs();
@@ -128,10 +151,11 @@ pub(crate) async fn open_loop(rate: u64, duration: Duration, step: Step) -> Stat
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let (step, client, stats, in_flight) = (step.clone(), client.clone(), stats.clone(), in_flight.clone());
+                let (step, connection, stats, in_flight) =
+                    (step.clone(), connection.clone(), stats.clone(), in_flight.clone());
                 tasks.push(runtime.spawn(async move {
                     let permit = in_flight.acquire_owned().await.expect("semaphore");
-                    let outcome = step(client).await;
+                    let outcome = step(connection).await;
                     let took = due.elapsed();
                     if i >= warmup {
                         stats.lock().expect("stats").record(outcome, took);

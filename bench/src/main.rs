@@ -2,9 +2,11 @@
 //! baseline measured in the same run, and the crash-recovery fault check.
 //!
 //! ```text
-//! mq-bench bench [--quick] [--rounds N]    figures for BENCHMARKS.md
+//! mq-bench bench [--quick] [--rounds N]    figures for BENCHMARKS.md (with the peers when built with them)
+//! mq-bench peers [--quick] [--rounds N]    the side-by-side with RabbitMQ and NATS JetStream (feature `peers`)
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
+//! mq-bench publish CONNS SECS single publishes on a fresh server; with the baseline
 //! mq-bench lookup N SECS     messages read by id after one group consumed N; with the baseline
 //! mq-bench push [--messages N] [--partitions N] [--retry-delay MS] [--ordered]
 //!                             10,000 messages to 3 subscriptions, a fifth of first attempts failing
@@ -13,7 +15,10 @@
 
 mod baseline;
 mod fault;
+mod figures;
 mod load;
+#[cfg(feature = "peers")]
+mod peers;
 mod push;
 mod scenarios;
 mod server;
@@ -26,16 +31,17 @@ fn main() -> ExitCode {
     let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let result = match args.first().map(String::as_str) {
         Some("baseline-server") => runtime.block_on(baseline::serve()),
-        Some("bench") => {
+        Some(which @ ("bench" | "peers")) => {
             let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)?.parse().ok());
-            runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"), rounds))
+            runtime.block_on(scenarios::run(args.iter().any(|a| a == "--quick"), rounds, which == "peers"))
         }
         Some("fault-check") => runtime.block_on(fault::run()),
+        Some("publish") => runtime.block_on(scenarios::publish_alone(number(1, 64) as usize, number(2, 10))),
         Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
         Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench [--quick] [--rounds N] | open-loop RATE SECS | lookup N SECS | push [--ordered] ... | fault-check \
+            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | lookup N SECS | push [--ordered] ... | fault-check \
              | baseline-server"
                 .into(),
         ),

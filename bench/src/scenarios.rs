@@ -6,8 +6,9 @@ use std::{sync::Arc, time::Duration};
 use serde_json::{Value, json};
 
 use crate::{
+    figures::{Figures, figure},
     load::{Stats, Step, closed_loop, open_loop},
-    server::{Server, cpu_secs, token},
+    server::{Server, Usage, token},
 };
 
 /// Settings of one bench run.
@@ -16,56 +17,107 @@ struct Plan {
     duration: Duration,
     open_loop_rate: u64,
     open_loop_secs: u64,
+    /// Only what the side-by-side with the peers needs (`mq-bench peers`).
+    peers_only: bool,
 }
 
-/// One figure per repetition, reported as median and spread.
-#[derive(Default)]
-struct Figure {
-    values: Vec<f64>,
-}
-
-impl Figure {
-    fn median(&self) -> f64 {
-        let mut v = self.values.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
+impl Plan {
+    fn open_loop_label(&self) -> String {
+        format!("open loop {} msg/s for {} s", self.open_loop_rate, self.open_loop_secs)
     }
 
-    fn spread(&self) -> String {
-        let min = self.values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = self.values.iter().copied().fold(0.0, f64::max);
-        format!("{}–{}", figure(min), figure(max))
+    /// Messages in a queue before consume+ack: enough that the consumers never run dry,
+    /// as a drained queue would cap the figure.
+    fn prefill(&self) -> usize {
+        60_000 * self.duration.as_secs() as usize
     }
 }
 
-/// `rounds` overrides the number of repetitions (3, or 1 with `quick`).
-pub(crate) async fn run(quick: bool, rounds: Option<usize>) -> Result<(), String> {
-    let mut plan = if quick {
-        Plan { repeats: 1, duration: Duration::from_secs(2), open_loop_rate: 10_000, open_loop_secs: 5 }
-    } else {
-        Plan { repeats: 3, duration: Duration::from_secs(5), open_loop_rate: 10_000, open_loop_secs: 60 }
+/// `rounds` overrides the number of repetitions (3, or 1 with `quick`); `peers_only`
+/// measures and prints only the side-by-side with RabbitMQ and NATS JetStream.
+pub(crate) async fn run(quick: bool, rounds: Option<usize>, peers_only: bool) -> Result<(), String> {
+    let (repeats, duration, open_loop_secs) = if quick { (1, 2, 5) } else { (3, 5, 60) };
+    let plan = Plan {
+        repeats: rounds.unwrap_or(if peers_only { 1 } else { repeats }),
+        duration: Duration::from_secs(duration),
+        open_loop_rate: 10_000,
+        open_loop_secs,
+        peers_only,
     };
-    plan.repeats = rounds.unwrap_or(plan.repeats);
-    let mut figures: Vec<(String, Figure)> = Vec::new();
-    let mut put = |name: String, value: f64| match figures.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, f)) => f.values.push(value),
-        None => figures.push((name, Figure { values: vec![value] })),
-    };
+    let mut figures = Figures::default();
+    #[cfg(feature = "peers")]
+    let mut peer_figures = Figures::default();
     for round in 1..=plan.repeats {
         eprintln!("round {round}/{}", plan.repeats);
-        let baseline = Server::baseline()?;
-        for conns in [1, 4, 16, 64] {
-            let stats = closed_loop(conns, plan.duration, baseline_step(&baseline.base)).await;
-            check(&stats, "baseline")?;
-            put(format!("baseline, {conns} connections"), stats.steps_per_sec());
+        for (name, value) in baseline_round(&plan).await? {
+            figures.put(name, value);
         }
-        drop(baseline);
         for (name, value) in service_round(&plan).await? {
-            put(name, value);
+            figures.put(name, value);
+        }
+        #[cfg(feature = "peers")]
+        for (name, value) in crate::peers::round(&plan.peers()).await? {
+            peer_figures.put(name, value);
         }
     }
-    print_table(&figures);
+    if !plan.peers_only {
+        print_table(&figures);
+    }
+    #[cfg(feature = "peers")]
+    crate::peers::print(&figures, &peer_figures, &plan.open_loop_label());
+    #[cfg(not(feature = "peers"))]
+    eprintln!("RabbitMQ and NATS JetStream: not measured; build mq-bench with `--features peers`");
     Ok(())
+}
+
+#[cfg(feature = "peers")]
+impl Plan {
+    fn peers(&self) -> crate::peers::PeerPlan {
+        crate::peers::PeerPlan {
+            duration: self.duration,
+            open_loop_rate: self.open_loop_rate,
+            open_loop_secs: self.open_loop_secs,
+            // The peers consume several times faster than the service.
+            prefill: 4 * self.prefill(),
+        }
+    }
+}
+
+/// The baseline handler: closed loops (with its CPU per request at 64 connections), the
+/// same with a JWT checked on each request, and the open loop at the service's rate.
+async fn baseline_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
+    let baseline = Server::baseline()?;
+    let mut out = Vec::new();
+    let connections: &[usize] = if plan.peers_only { &[64] } else { &[1, 4, 16, 64] };
+    for &conns in connections {
+        let cpu = baseline.cpu_secs();
+        let stats = closed_loop(conns, plan.duration, baseline_step(&baseline.base, false)).await;
+        check(&stats, "baseline")?;
+        out.push((format!("baseline, {conns} connections"), stats.steps_per_sec()));
+        if let (64, Some(before), Some(after)) = (conns, cpu, baseline.cpu_secs()) {
+            out.push((
+                "baseline, server CPU µs per request, 64 connections".to_owned(),
+                per_step(after - before, &stats),
+            ));
+        }
+    }
+    let stats = closed_loop(64, plan.duration, baseline_step(&baseline.base, true)).await;
+    check(&stats, "baseline with a JWT check")?;
+    out.push(("baseline with a JWT check, 64 connections".to_owned(), stats.steps_per_sec()));
+    let secs = Duration::from_secs(plan.open_loop_secs);
+    let mut stats = open_loop(plan.open_loop_rate, secs, baseline_step(&baseline.base, false)).await;
+    for (label, q) in QUANTILES {
+        out.push((format!("baseline, {}: {label} ms", plan.open_loop_label()), stats.latency_ms(q)));
+    }
+    Ok(out)
+}
+
+/// The open loop's reported quantiles.
+const QUANTILES: [(&str, f64); 3] = [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)];
+
+/// Microseconds of CPU per step of a run.
+fn per_step(cpu_secs: f64, stats: &Stats) -> f64 {
+    1e6 * cpu_secs / stats.steps.max(1) as f64
 }
 
 /// Every service scenario on one fresh server.
@@ -79,19 +131,24 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
     eprintln!("server pid {}", server.pid());
     for conns in [1, 16, 64] {
         eprintln!("publish, {conns} connections");
+        let cpu = server.cpu_secs();
         let mut stats = closed_loop(conns, plan.duration, publish_step(&base, "bench.publish")).await;
         check(&stats, "publish")?;
         out.push((format!("publish 1 KB, {conns} connections"), stats.steps_per_sec()));
         out.push((format!("publish 1 KB, {conns} connections, p99 ms"), stats.latency_ms(0.99)));
+        if let (Some(before), Some(after)) = (cpu, server.cpu_secs()) {
+            out.push((format!("server CPU µs per publish, {conns} connections"), per_step(after - before, &stats)));
+        }
     }
     eprintln!("batch publish");
     let stats = closed_loop(16, plan.duration, batch_step(&base, "bench.batch")).await;
     check(&stats, "batch publish")?;
     out.push(("batch publish 100 × 1 KB, 16 connections, msg/s".to_owned(), stats.messages_per_sec()));
-    for (max, batch_ack) in [(1u32, false), (10, false), (10, true)] {
+    let variants: &[(u32, bool)] =
+        if plan.peers_only { &[(10, false), (10, true)] } else { &[(1, false), (10, false), (10, true)] };
+    for &(max, batch_ack) in variants {
         let topic = format!("bench.consume{max}{batch_ack}");
-        // Enough that the consumers never run dry: a drained queue would cap the figure.
-        let prefilled = 60_000 * plan.duration.as_secs() as usize;
+        let prefilled = plan.prefill();
         prefill(&base, &topic, prefilled).await?;
         eprintln!("consume+ack, max_messages {max}, batch acknowledge {batch_ack}");
         let stats = closed_loop(4, plan.duration, consume_ack_step(&base, &topic, max, batch_ack)).await;
@@ -102,20 +159,21 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
         let acks = if batch_ack { "one acknowledge per batch" } else { "one acknowledge per message" };
         out.push((format!("consume+ack, max_messages {max}, {acks}, 4 consumers, msg/s"), stats.messages_per_sec()));
     }
-    let history = if plan.repeats == 1 && plan.duration.as_secs() < 5 { 20_000 } else { 60_000 };
-    eprintln!("message by id, after one group consumed {history} messages");
-    let ids = Arc::new(consumed_history(&base, "bench.history", history).await?);
-    let stats = closed_loop(16, plan.duration, message_step(&base, ids)).await;
-    check(&stats, "message by id")?;
-    out.push((format!("message by id, {history} consumed before, 16 connections"), stats.steps_per_sec()));
+    if !plan.peers_only {
+        let history = if plan.repeats == 1 && plan.duration.as_secs() < 5 { 20_000 } else { 60_000 };
+        eprintln!("message by id, after one group consumed {history} messages");
+        let ids = Arc::new(consumed_history(&base, "bench.history", history).await?);
+        let stats = closed_loop(16, plan.duration, message_step(&base, ids)).await;
+        check(&stats, "message by id")?;
+        out.push((format!("message by id, {history} consumed before, 16 connections"), stats.steps_per_sec()));
+    }
     eprintln!("open loop");
-    let mut stats =
-        open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(&base, "bench.open"))
-            .await;
-    let label = format!("open loop {} msg/s for {} s", plan.open_loop_rate, plan.open_loop_secs);
-    out.push((format!("{label}: p50 ms"), stats.latency_ms(0.50)));
-    out.push((format!("{label}: p99 ms"), stats.latency_ms(0.99)));
-    out.push((format!("{label}: p99.9 ms"), stats.latency_ms(0.999)));
+    let secs = Duration::from_secs(plan.open_loop_secs);
+    let mut stats = open_loop(plan.open_loop_rate, secs, publish_step(&base, "bench.open")).await;
+    let label = plan.open_loop_label();
+    for (quantile, q) in QUANTILES {
+        out.push((format!("{label}: {quantile} ms"), stats.latency_ms(q)));
+    }
     out.push((format!("{label}: error answers"), stats.errors as f64));
     out.push((format!("{label}: achieved msg/s"), stats.messages_per_sec()));
     out.push(("RSS after the open-loop run, MB".to_owned(), mb(server.rss())));
@@ -125,7 +183,7 @@ async fn service_round(plan: &Plan) -> Result<Vec<(String, f64)>, String> {
 /// The message-by-id scenario alone, with the baseline at 16 connections: for comparing builds.
 pub(crate) async fn lookup_alone(history: usize, secs: u64) -> Result<(), String> {
     let baseline = Server::baseline()?;
-    let stats = closed_loop(16, Duration::from_secs(secs), baseline_step(&baseline.base)).await;
+    let stats = closed_loop(16, Duration::from_secs(secs), baseline_step(&baseline.base, false)).await;
     println!("baseline, 16 connections: {:.0}/s", stats.steps_per_sec());
     drop(baseline);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -143,26 +201,67 @@ pub(crate) async fn lookup_alone(history: usize, secs: u64) -> Result<(), String
     Ok(())
 }
 
-/// The open-loop scenario alone, against the baseline and then a fresh server: for profiling.
-pub(crate) async fn open_loop_alone(rate: u64, secs: u64) -> Result<(), String> {
+/// Single publishes alone on a fresh server, `conns` connections for `secs`, with the
+/// baseline in the same run: for comparing builds and for profiling.
+pub(crate) async fn publish_alone(conns: usize, secs: u64) -> Result<(), String> {
+    let duration = Duration::from_secs(secs);
     let baseline = Server::baseline()?;
-    let cpu = baseline.cpu_secs().zip(cpu_secs("self"));
-    let stats = open_loop(rate, Duration::from_secs(secs), baseline_step(&baseline.base)).await;
-    report(&format!("baseline, open loop {rate}/s for {secs} s"), stats, &baseline, cpu);
+    let cpu = baseline.cpu_secs();
+    let stats = closed_loop(conns, duration, baseline_step(&baseline.base, true)).await;
+    let cpu = baseline.cpu_secs().zip(cpu).map_or(0.0, |(a, b)| per_step(a - b, &stats));
+    println!(
+        "baseline with a JWT check, {conns} connections: {:.0}/s, {cpu:.1} µs of server CPU each",
+        stats.steps_per_sec()
+    );
     drop(baseline);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = Server::service(dir.path())?;
-    let cpu = server.cpu_secs().zip(cpu_secs("self"));
-    let stats = open_loop(rate, Duration::from_secs(secs), publish_step(&server.base, "bench.open")).await;
-    report(&format!("publish, open loop {rate}/s for {secs} s"), stats, &server, cpu);
+    eprintln!("publishing; server pid {}", server.pid());
+    let cpu = server.cpu_secs();
+    let mut stats = closed_loop(conns, duration, publish_step(&server.base, "bench.publish")).await;
+    check(&stats, "publish")?;
+    let cpu = server.cpu_secs().zip(cpu).map_or(0.0, |(a, b)| per_step(a - b, &stats));
+    println!(
+        "publish 1 KB, {conns} connections: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {cpu:.1} µs of server CPU each",
+        stats.steps_per_sec(),
+        stats.latency_ms(0.5),
+        stats.latency_ms(0.99)
+    );
     Ok(())
 }
 
-/// One line per open-loop run; `cpu_before` is the CPU time of the server and of this
-/// process (the generator) when the run began.
-fn report(label: &str, mut stats: Stats, server: &Server, cpu_before: Option<(f64, f64)>) {
-    let after = server.cpu_secs().zip(cpu_secs("self"));
-    let (cpu, own) = after.zip(cpu_before).map_or((0.0, 0.0), |((s1, g1), (s0, g0))| (s1 - s0, g1 - g0));
+/// The open-loop scenario alone, against the baseline and then a fresh server: for
+/// profiling. Prints the service's p99 as a ratio to the baseline's, and where the server's
+/// time and writes went.
+pub(crate) async fn open_loop_alone(rate: u64, secs: u64) -> Result<(), String> {
+    let baseline = Server::baseline()?;
+    let before = baseline.usage();
+    let mut base = open_loop(rate, Duration::from_secs(secs), baseline_step(&baseline.base, false)).await;
+    report(&format!("baseline, open loop {rate}/s for {secs} s"), &mut base, &baseline, &before);
+    drop(baseline);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::service(dir.path())?;
+    let before = server.usage();
+    let mut stats = open_loop(rate, Duration::from_secs(secs), publish_step(&server.base, "bench.open")).await;
+    report(&format!("publish, open loop {rate}/s for {secs} s"), &mut stats, &server, &before);
+    let after = server.usage();
+    let written = after.written.zip(before.written).map_or(0, |(a, b)| a.saturating_sub(b));
+    println!(
+        "p99 over the baseline's: {:.2}x; p50 over the baseline's: {:.2}x; server threads: {}; \
+         written to storage: {:.1} KB per message",
+        stats.latency_ms(0.99) / base.latency_ms(0.99).max(0.001),
+        stats.latency_ms(0.5) / base.latency_ms(0.5).max(0.001),
+        before.threads_since(&after, stats.elapsed.as_secs_f64()),
+        written as f64 / 1024.0 / stats.messages.max(1) as f64,
+    );
+    Ok(())
+}
+
+/// One line per open-loop run; `before` is what the server and the generator had used when it began.
+fn report(label: &str, stats: &mut Stats, server: &Server, before: &Usage) {
+    let after = server.usage();
+    let secs = stats.elapsed.as_secs_f64();
+    let share = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or(0.0, |(a, b)| 100.0 * (a - b) / secs);
     println!(
         "{label}: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, errors {}, \
          server CPU {:.0}% of a core, generator {:.0}%, RSS {:.1} MB",
@@ -172,13 +271,13 @@ fn report(label: &str, mut stats: Stats, server: &Server, cpu_before: Option<(f6
         stats.latency_ms(0.999),
         stats.latency_ms(1.0),
         stats.errors,
-        100.0 * cpu / stats.elapsed.as_secs_f64(),
-        100.0 * own / stats.elapsed.as_secs_f64(),
+        share(after.server_cpu, before.server_cpu),
+        share(after.generator_cpu, before.generator_cpu),
         mb(server.rss())
     );
 }
 
-fn check(stats: &Stats, what: &str) -> Result<(), String> {
+pub(crate) fn check(stats: &Stats, what: &str) -> Result<(), String> {
     match &stats.first_error {
         Some(e) if stats.errors * 100 > stats.steps.max(1) => {
             Err(format!("{what}: {} errors, first: {e}", stats.errors))
@@ -187,7 +286,7 @@ fn check(stats: &Stats, what: &str) -> Result<(), String> {
     }
 }
 
-fn mb(bytes: Option<u64>) -> f64 {
+pub(crate) fn mb(bytes: Option<u64>) -> f64 {
     bytes.map_or(0.0, |b| b as f64 / 1_048_576.0)
 }
 
@@ -195,15 +294,12 @@ fn kilobyte() -> String {
     "x".repeat(1000)
 }
 
-fn baseline_step(base: &str) -> Step {
-    let url = format!("{base}/baseline");
+/// A publish-shaped request to the baseline; `authorized` sends it to the route that checks a JWT.
+fn baseline_step(base: &str, authorized: bool) -> Step {
+    let url = format!("{base}/baseline{}", if authorized { "/authorized" } else { "" });
     let body = json!({"queue": "bench", "message": {"data": kilobyte()}}).to_string();
-    Arc::new(move |client: reqwest::Client| {
-        let (url, body) = (url.clone(), body.clone());
-        Box::pin(
-            async move { expect(client.post(url).header("content-type", "application/json").body(body), 200, 1).await },
-        )
-    })
+    let auth = format!("Bearer {}", token());
+    Arc::new(move |client: reqwest::Client| Box::pin(expect(authorized_post(&client, &url, &auth, &body), 200, 1)))
 }
 
 fn publish_step(base: &str, queue: &str) -> Step {
@@ -328,26 +424,26 @@ async fn send(req: reqwest::RequestBuilder, status: u16) -> Result<Value, String
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn print_table(figures: &[(String, Figure)]) {
-    let baseline = |conns: &str| {
-        figures.iter().find(|(n, _)| n == &format!("baseline, {conns} connections")).map(|(_, f)| f.median())
-    };
+fn print_table(figures: &Figures) {
+    let baseline = |conns: &str| figures.median(&format!("baseline, {conns} connections"));
     println!("| scenario | median | spread | ratio to baseline |");
     println!("|---|---:|---:|---:|");
-    for (name, f) in figures {
+    for (name, f) in figures.iter() {
         let conns =
             name.split(", ").find_map(|p| p.strip_suffix(" connections").or_else(|| p.strip_suffix(" consumers")));
-        let throughput =
-            !name.ends_with(" ms") && !name.contains("MB") && !name.contains("errors") && !name.starts_with("baseline");
-        let ratio = match (throughput, conns.and_then(baseline)) {
-            (true, Some(b)) if b > 0.0 => format!("{:.2}x", f.median() / b),
-            _ => String::new(),
+        let throughput = !name.ends_with(" ms")
+            && !name.contains("MB")
+            && !name.contains("errors")
+            && !name.contains("CPU")
+            && !name.starts_with("baseline");
+        let reference = if name.starts_with("open loop") && name.ends_with(" ms") {
+            figures.median(&format!("baseline, {name}"))
+        } else if throughput {
+            conns.and_then(baseline)
+        } else {
+            None
         };
+        let ratio = reference.filter(|b| *b > 0.0).map_or(String::new(), |b| format!("{:.2}x", f.median() / b));
         println!("| {name} | {} | {} | {ratio} |", figure(f.median()), f.spread());
     }
-}
-
-/// Small figures (milliseconds, megabytes) with two decimals, rates as whole numbers.
-fn figure(value: f64) -> String {
-    if value < 100.0 { format!("{value:.2}") } else { format!("{value:.0}") }
 }

@@ -64,14 +64,31 @@ impl Server {
 
     /// Resident memory of the process, in bytes.
     pub(crate) fn rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+        rss_of(&self.pid().to_string())
     }
 
     /// CPU time the process has used (user and system), in seconds.
     pub(crate) fn cpu_secs(&self) -> Option<f64> {
         cpu_secs(&self.pid().to_string())
+    }
+
+    /// What the server and this process (the load generator) have used so far.
+    pub(crate) fn usage(&self) -> Usage {
+        let pid = self.pid().to_string();
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+        let written = io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok());
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim().to_owned();
+            if let Some(cpu) = cpu_secs(&format!("{pid}/task/{tid}")) {
+                match threads.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, total)) => *total += cpu,
+                    None => threads.push((name, cpu)),
+                }
+            }
+        }
+        Usage { server_cpu: self.cpu_secs(), generator_cpu: cpu_secs("self"), written, threads }
     }
 
     /// SIGKILL, as a crash would.
@@ -81,10 +98,45 @@ impl Server {
     }
 }
 
+/// CPU seconds and bytes written, read from `/proc` at one moment.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    pub(crate) server_cpu: Option<f64>,
+    pub(crate) generator_cpu: Option<f64>,
+    /// Bytes the server caused to be written to storage.
+    pub(crate) written: Option<u64>,
+    /// CPU seconds per thread name (the tokio workers summed under one name).
+    pub(crate) threads: Vec<(String, f64)>,
+}
+
+impl Usage {
+    /// What `later` used since `self`, as "name X%" per thread over `secs`, busiest first.
+    pub(crate) fn threads_since(&self, later: &Usage, secs: f64) -> String {
+        let mut busy: Vec<(String, f64)> = later
+            .threads
+            .iter()
+            .map(|(name, cpu)| {
+                let before = self.threads.iter().find(|(n, _)| n == name).map_or(0.0, |(_, c)| *c);
+                (name.clone(), 100.0 * (cpu - before) / secs)
+            })
+            .filter(|(_, pct)| *pct >= 1.0)
+            .collect();
+        busy.sort_by(|a, b| b.1.total_cmp(&a.1));
+        busy.iter().map(|(n, pct)| format!("{n} {pct:.0}%")).collect::<Vec<_>>().join(", ")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Resident memory of process `pid`, in bytes.
+pub(crate) fn rss_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
 /// CPU time (user and system) of process `pid` ("self" for this one), in seconds.
