@@ -103,7 +103,7 @@ fn usable_dir(dir: &Path) -> std::io::Result<()> {
 async fn run(config: Config, secret: String, generated: bool) -> Result<(), String> {
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (data_dir, limits, store) = (config.data_dir.clone(), config.limits, config.store.to_string());
-    let app = App::from_config(config, &secret).map_err(|e| e.to_string())?;
+    let app = App::from_config(config, &secret).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));

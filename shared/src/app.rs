@@ -35,8 +35,8 @@ pub struct BuildError {
 
 impl App {
     /// The service on the backends the configuration names.
-    pub fn from_config(config: Config, jwt_secret: &str) -> Result<AppState, BuildError> {
-        let backends = backends(&config)?;
+    pub async fn from_config(config: Config, jwt_secret: &str) -> Result<AppState, BuildError> {
+        let backends = backends(&config).await?;
         let auth = Authenticator::new(jwt_secret, &config.jwt);
         Ok(Arc::new(Self { service: Service::new(config, backends), auth }))
     }
@@ -53,7 +53,7 @@ impl App {
 }
 
 /// The backends of the configured store, if this build has them.
-fn backends(config: &Config) -> Result<Backends, BuildError> {
+async fn backends(config: &Config) -> Result<Backends, BuildError> {
     if let Some(brokers) = &config.kafka_brokers {
         return Err(BuildError {
             variable: "KAFKA_BROKERS",
@@ -65,8 +65,28 @@ fn backends(config: &Config) -> Result<Backends, BuildError> {
     match &config.store {
         #[cfg(feature = "sqlite")]
         crate::config::StoreUrl::Sqlite(path) => {
-            let store = crate::embedded::SqliteStore::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
-            Ok(Backends::all(Arc::new(store)))
+            let store =
+                Arc::new(crate::embedded::SqliteStore::open(path).map_err(|e| fail(format!("cannot open: {e}")))?);
+            let mut backends = Backends::all(store.clone());
+            if config.log_place == crate::config::LogPlace::Files {
+                let dir = crate::config::LogPlace::files_beside(path);
+                let log = crate::segments::SegmentLog::open(&dir).map_err(|e| BuildError {
+                    variable: "MESSAGE_QUEUE_LOG",
+                    value: "files".into(),
+                    reason: format!(
+                        "{e}; processes sharing one SQLite file keep the log in it (MESSAGE_QUEUE_LOG=store)"
+                    ),
+                })?;
+                // Records kept in the SQLite file by an earlier version move to the files first.
+                let moved = crate::segments::move_records(store.as_ref(), store.as_ref(), &log)
+                    .await
+                    .map_err(|e| fail(format!("cannot move records into {}: {e}", dir.display())))?;
+                if moved > 0 {
+                    tracing::info!(moved, "records moved from the SQLite file into {}", dir.display());
+                }
+                backends.log = Arc::new(log);
+            }
+            Ok(backends)
         }
         other => Err(fail(format!("this build has no {} store", other.scheme()))),
     }

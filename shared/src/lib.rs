@@ -12,6 +12,7 @@
 //! - [`metrics`]: this process's performance figures.
 //! - [`routing`]: routing-key patterns and header matching.
 //! - [`dispatch`]: push delivery to subscription callbacks.
+//! - [`segments`]: the message log in append-only segment files (the embedded default's log).
 //! - [`http`]: the axum router for both API families.
 //! - [`app`]: building the service from configuration, backends chosen by URL.
 
@@ -30,3 +31,4 @@ pub mod metrics;
 pub mod ops;
 pub mod ports;
 pub mod routing;
+pub mod segments;

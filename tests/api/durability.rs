@@ -53,10 +53,10 @@ async fn every_answered_publish_survives_sigkill_mid_load() {
 }
 
 #[tokio::test]
-async fn two_processes_share_one_data_directory() {
+async fn two_processes_share_one_data_directory_with_the_log_in_the_sqlite_file() {
     let dir = tempfile::TempDir::new().unwrap();
-    let first = TestServer::start_in(dir.path(), &[]);
-    let second = TestServer::start_in(dir.path(), &[]);
+    let first = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "store")]);
+    let second = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "store")]);
     let mut ids = Vec::new();
     for i in 0..20 {
         let server = if i % 2 == 0 { &first } else { &second };
@@ -70,4 +70,41 @@ async fn two_processes_share_one_data_directory() {
     }
     let (_, queue) = first.get("/message-queue/queues/shared").await;
     assert_eq!(queue["statistics"]["messages_published"], 20);
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_default_log_files_is_refused_with_the_reason() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let _first = TestServer::start_in(dir.path(), &[]);
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_message-queue"))
+        .env("MESSAGE_QUEUE_PORT", "0")
+        .env("MESSAGE_QUEUE_DATA_DIR", dir.path())
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("open in another process") && stderr.contains("MESSAGE_QUEUE_LOG"), "{stderr}");
+}
+
+#[tokio::test]
+async fn messages_kept_in_the_sqlite_file_move_to_the_log_files_on_upgrade() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let before = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "store")]);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push((before.publish(&format!("kept-{}", i % 2), json!({"i": i})).await, i));
+    }
+    before.terminate();
+
+    let after = TestServer::start_in(dir.path(), &[]);
+    for (id, i) in &ids {
+        let (status, body) = after.get(&format!("/message-queue/messages/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {body}");
+        assert_eq!(body["message"], json!({"i": i}));
+    }
+    let next = after.publish("kept-0", json!({"after": "upgrade"})).await;
+    assert!(ids.iter().all(|(id, _)| *id != next), "offsets go on from where they were");
+    let (_, queue) = after.get("/message-queue/queues/kept-0").await;
+    assert_eq!(queue["message_count"], 16, "{queue}");
 }

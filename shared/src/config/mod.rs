@@ -5,7 +5,7 @@ mod store;
 
 use std::{net::IpAddr, path::PathBuf};
 
-pub use store::StoreUrl;
+pub use store::{LogPlace, StoreUrl};
 
 pub use crate::auth::JwtConfig;
 use crate::domain::parse_duration_ns;
@@ -16,6 +16,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_PORT", "8087", "HTTP port (0 picks a free one)"),
     ("MESSAGE_QUEUE_DATA_DIR", "data", "directory of the local server's files (the SQLite file, the JWT secret)"),
     ("MESSAGE_QUEUE_STORE", "sqlite://<data dir>/mq.sqlite3", "where state is kept: sqlite://<path>"),
+    (
+        "MESSAGE_QUEUE_LOG",
+        "files",
+        "where a SQLite store keeps messages: files (segment files beside it) or store (in it)",
+    ),
     ("KAFKA_BROKERS", "unset", "Kafka bootstrap servers; when set, the message log is in Kafka"),
     ("MESSAGE_QUEUE_MAX_SIZE", "1048576", "largest message content, in bytes"),
     ("MESSAGE_QUEUE_TTL", "24h", "TTL of a message whose request and queue set none"),
@@ -55,6 +60,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `MESSAGE_QUEUE_STORE`: where state is kept (default: `mq.sqlite3` in the data directory).
     pub store: StoreUrl,
+    /// `MESSAGE_QUEUE_LOG`: where a SQLite store keeps its message log (default: segment files).
+    pub log_place: LogPlace,
     /// `KAFKA_BROKERS`: when set, the message log is in Kafka at these bootstrap servers.
     pub kafka_brokers: Option<String>,
     /// `MESSAGE_QUEUE_AUTO_CREATE`: publishing to an unknown queue creates it (default true).
@@ -126,6 +133,13 @@ impl Config {
                 }
             },
             data_dir,
+            log_place: {
+                let v = var("MESSAGE_QUEUE_LOG");
+                match &v.value {
+                    Some(place) => LogPlace::parse(place).map_err(|e| v.error(place, e))?,
+                    None => LogPlace::Files,
+                }
+            },
             kafka_brokers: var("KAFKA_BROKERS").value,
             auto_create_queues: var("MESSAGE_QUEUE_AUTO_CREATE").parse_or(true)?,
             default_partitions: var("MESSAGE_QUEUE_DEFAULT_PARTITIONS").parse_or(1)?,

@@ -44,6 +44,32 @@ impl StoreUrl {
     }
 }
 
+/// Where a SQLite store keeps its message log (`MESSAGE_QUEUE_LOG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogPlace {
+    /// `files` (the default): append-only segment files in a directory beside the SQLite file,
+    /// `<stem>-log` (`data/mq-log` for `data/mq.sqlite3`); one process owns them.
+    Files,
+    /// `store`: rows of the SQLite file itself, for several processes sharing one file.
+    Store,
+}
+
+impl LogPlace {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "files" => Ok(Self::Files),
+            "store" => Ok(Self::Store),
+            _ => Err("must be files or store".into()),
+        }
+    }
+
+    /// The segment-file directory of the SQLite file at `path`.
+    pub fn files_beside(path: &std::path::Path) -> PathBuf {
+        let stem = path.file_stem().map_or_else(|| "mq".into(), |s| s.to_string_lossy().into_owned());
+        path.with_file_name(format!("{stem}-log"))
+    }
+}
+
 impl std::fmt::Display for StoreUrl {
     /// The URL without credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,5 +102,13 @@ mod tests {
         for bad in ["data/mq.sqlite3", "sqlite://", "mysql://x", "dynamodb://"] {
             assert!(StoreUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_log_sits_beside_the_sqlite_file_unless_kept_in_it() {
+        assert_eq!(LogPlace::parse("FILES"), Ok(LogPlace::Files));
+        assert_eq!(LogPlace::parse("store"), Ok(LogPlace::Store));
+        assert!(LogPlace::parse("kafka").is_err());
+        assert_eq!(LogPlace::files_beside(std::path::Path::new("data/mq.sqlite3")), PathBuf::from("data/mq-log"));
     }
 }

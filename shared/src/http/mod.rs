@@ -155,7 +155,7 @@ mod tests {
                 Config::from_lookup(|name| (name == "MESSAGE_QUEUE_DATA_DIR").then(|| data_dir.clone())).unwrap();
             let secret = "a-test-secret-of-at-least-32-bytes";
             let token = issue_token(secret, &config.jwt, "tester", 60);
-            let state = App::from_config(config, secret).unwrap();
+            let state = App::from_config(config, secret).await.unwrap();
             let mut app = serve(state.clone(), queues::routes(&state));
 
             let (status, body) = send(&mut app, Method::GET, "/message-queue/queues", Some(&token)).await;

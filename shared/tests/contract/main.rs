@@ -67,7 +67,7 @@ macro_rules! every_scenario {
     };
 }
 
-/// The embedded SQLite backend: one file in a fresh directory.
+/// The SQLite backend holding every port: one file in a fresh directory.
 async fn embedded() -> (Backends, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = std::sync::Arc::new(shared::embedded::SqliteStore::open(&dir.path().join("db")).expect("open"));
@@ -75,3 +75,12 @@ async fn embedded() -> (Backends, tempfile::TempDir) {
 }
 
 every_scenario!(embedded_sqlite, crate::embedded);
+
+/// The embedded default: the log in segment files, every other port in SQLite.
+async fn segment_files() -> (Backends, tempfile::TempDir) {
+    let (mut backends, dir) = embedded().await;
+    backends.log = std::sync::Arc::new(shared::segments::SegmentLog::open(&dir.path().join("log")).expect("open"));
+    (backends, dir)
+}
+
+every_scenario!(segment_files_and_sqlite, crate::segment_files);
