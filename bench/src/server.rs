@@ -18,14 +18,19 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// The release `message-queue` binary on `data_dir`.
+    /// The `message-queue` binary built beside this one (or the one `MQ_BENCH_SERVER` names,
+    /// for comparing builds) on `data_dir`.
     pub(crate) fn service(data_dir: &std::path::Path) -> Result<Self, String> {
         Self::service_with(data_dir, &[])
     }
 
     /// The release server with extra environment variables.
     pub(crate) fn service_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Result<Self, String> {
-        let mut cmd = Command::new(sibling("message-queue")?);
+        let binary = match std::env::var_os("MQ_BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => sibling("message-queue")?,
+        };
+        let mut cmd = Command::new(binary);
         cmd.env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
             .env("JWT_SECRET", SECRET)

@@ -19,6 +19,12 @@ use crate::{
 
 /// A new segment is begun once the current one holds this many bytes (a few records in unit tests).
 const SEGMENT_BYTES: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
+/// Zeros written ahead of the frames, so that syncing a frame never has to sync a new file size too:
+/// `fdatasync` of data written over zeros is one flush; of data that grows the file, a journal commit
+/// as well (about 40% more time and CPU per sync, measured on this project's machines).
+const ZEROS_AHEAD: u64 = if cfg!(test) { 4096 } else { 1 << 20 };
+/// A page of zeros.
+const PAGE: [u8; 4096] = [0; 4096];
 
 /// Where a retained record is and what limits and retention need of it.
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +41,10 @@ struct Segment {
     base: u64,
     path: PathBuf,
     file: Arc<File>,
-    /// Bytes written, including frames not yet committed.
+    /// Bytes of frames written, including frames not yet committed.
     len: u64,
+    /// Bytes of the file: the frames, then zeros.
+    allocated: u64,
     /// Entry `i` is offset `base + i`.
     entries: Vec<Entry>,
 }
@@ -142,13 +150,24 @@ impl Partition {
             let path = segment_path(&self.dir, base);
             let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
             sync_dir(&self.dir)?;
-            self.segments.push(Segment { base, path, file: Arc::new(file), len: 0, entries: Vec::new() });
+            let segment = Segment { base, path, file: Arc::new(file), len: 0, allocated: 0, entries: Vec::new() };
+            self.segments.push(segment);
         }
         let index = self.segments.len() - 1;
         let segment = &mut self.segments[index];
         let undo = Undo { segment: index, len: segment.len, entries: segment.entries.len() };
+        let needed = segment.len + frames.len() as u64;
+        if needed > segment.allocated {
+            let allocated = (needed + ZEROS_AHEAD).next_multiple_of(ZEROS_AHEAD);
+            // A page per write: one large write would make a large page-cache folio, and every later
+            // sync would write all of it back for a few bytes changed in it.
+            for at in (segment.allocated..allocated).step_by(PAGE.len()) {
+                segment.file.write_all_at(&PAGE, at)?;
+            }
+            segment.allocated = allocated;
+        }
         if let Err(e) = segment.file.write_all_at(frames, segment.len) {
-            let _ = segment.file.set_len(segment.len);
+            let _ = segment.file.write_all_at(&vec![0; frames.len()], segment.len);
             return Err(e);
         }
         let at = u32::try_from(segment.len).map_err(|_| io::Error::other("segment too large"))?;
@@ -157,12 +176,12 @@ impl Partition {
         Ok((segment.file.clone(), undo))
     }
 
-    /// Takes back an uncommitted [`Partition::write`].
+    /// Takes back an uncommitted [`Partition::write`]: its frames become zeros again.
     pub(super) fn undo(&mut self, undo: Undo) {
         if let Some(segment) = self.segments.get_mut(undo.segment) {
             segment.entries.truncate(undo.entries);
+            let _ = segment.file.write_all_at(&vec![0; (segment.len - undo.len) as usize], undo.len);
             segment.len = undo.len;
-            let _ = segment.file.set_len(undo.len);
         }
     }
 
@@ -266,7 +285,7 @@ pub(super) fn read_run(file: &File, position: u64, lengths: &[u64]) -> io::Resul
 }
 
 /// Reads a segment, keeping its frames up to the first that is torn, damaged or out of
-/// sequence, and cutting the file there. Answers whether the whole file was kept.
+/// sequence, and zeroing the rest. Answers whether nothing but zeros followed the frames.
 fn recover(path: &Path, base: u64) -> io::Result<(Segment, bool)> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let bytes = fs::read(path)?;
@@ -285,12 +304,13 @@ fn recover(path: &Path, base: u64) -> io::Result<(Segment, bool)> {
         }
         at += frame::HEADER + len;
     }
-    let complete = at == bytes.len();
+    let complete = bytes[at..].iter().all(|b| *b == 0);
     if !complete {
-        file.set_len(at as u64)?;
-        file.sync_all()?;
+        file.write_all_at(&vec![0; bytes.len() - at], at as u64)?;
+        file.sync_data()?;
     }
-    Ok((Segment { base, path: path.to_owned(), file: Arc::new(file), len: at as u64, entries }, complete))
+    let (len, allocated) = (at as u64, bytes.len() as u64);
+    Ok((Segment { base, path: path.to_owned(), file: Arc::new(file), len, allocated, entries }, complete))
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {

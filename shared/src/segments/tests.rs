@@ -76,8 +76,16 @@ async fn a_torn_tail_is_cut_off_at_the_last_whole_record() {
     let dir = tempfile::tempdir().unwrap();
     drop(filled(dir.path(), 3).await);
     let seg = fs::read_dir(dir.path().join("7/0")).unwrap().map(|e| e.unwrap().path()).max().unwrap();
-    let len = fs::metadata(&seg).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 10).unwrap();
+    let mut frame = Vec::new();
+    super::frame::encode(0, &record(0), &mut frame);
+    // The third record's frame loses its last bytes, as a crash in the middle of its write would leave it.
+    let torn = vec![0; 10];
+    std::os::unix::fs::FileExt::write_all_at(
+        &fs::File::options().write(true).open(&seg).unwrap(),
+        &torn,
+        3 * frame.len() as u64 - 10,
+    )
+    .unwrap();
     let log = SegmentLog::open(dir.path()).unwrap();
     assert_eq!(offsets(&log, 0).await, [0, 1]);
     assert_eq!(
