@@ -69,6 +69,16 @@ impl Stats {
     }
 }
 
+/// An error unless at most 1% of a run's steps failed.
+pub(crate) fn check(stats: &Stats, what: &str) -> Result<(), String> {
+    match &stats.first_error {
+        Some(e) if stats.errors * 100 > stats.steps.max(1) => {
+            Err(format!("{what}: {} errors, first: {e}", stats.errors))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A client that keeps one connection: one per closed-loop worker.
 pub(crate) fn one_connection() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(30)).build().expect("client")

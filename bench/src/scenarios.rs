@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::{
     figures::{Figures, figure},
-    load::{Stats, Step, closed_loop, open_loop},
-    server::{Server, Usage, token},
+    load::{Stats, Step, check, closed_loop, open_loop},
+    server::{Server, Usage, mb, token},
 };
 
 /// Settings of one bench run.
@@ -275,19 +275,6 @@ fn report(label: &str, stats: &mut Stats, server: &Server, before: &Usage) {
         share(after.generator_cpu, before.generator_cpu),
         mb(server.rss())
     );
-}
-
-pub(crate) fn check(stats: &Stats, what: &str) -> Result<(), String> {
-    match &stats.first_error {
-        Some(e) if stats.errors * 100 > stats.steps.max(1) => {
-            Err(format!("{what}: {} errors, first: {e}", stats.errors))
-        }
-        _ => Ok(()),
-    }
-}
-
-pub(crate) fn mb(bytes: Option<u64>) -> f64 {
-    bytes.map_or(0.0, |b| b as f64 / 1_048_576.0)
 }
 
 fn kilobyte() -> String {

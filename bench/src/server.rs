@@ -137,6 +137,11 @@ impl Drop for Server {
     }
 }
 
+/// Bytes as megabytes (0 when unknown).
+pub(crate) fn mb(bytes: Option<u64>) -> f64 {
+    bytes.map_or(0.0, |b| b as f64 / 1_048_576.0)
+}
+
 /// Resident memory of process `pid`, in bytes.
 pub(crate) fn rss_of(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

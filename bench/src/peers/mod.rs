@@ -12,8 +12,8 @@ use std::time::Duration;
 pub(crate) use table::print;
 
 use crate::{
-    load::Stats,
-    scenarios::{check, mb},
+    load::{Stats, check},
+    server::mb,
 };
 
 /// Settings of one peer round (the service's own plan, in the peers' terms).
