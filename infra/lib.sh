@@ -38,3 +38,16 @@ host_port() {
     rest="${rest%%/*}"
     echo "${rest%:*} ${rest##*:}"
 }
+
+# run_on_answering VAR DEFAULT COMMAND...: when the server at $VAR (else DEFAULT) answers and
+# MQ_INFRA_OWN is not 1, runs COMMAND in this process's place with VAR naming it; otherwise returns,
+# and the caller starts a server of its own.
+run_on_answering() {
+    local var="$1" url="${!1:-$2}" host port
+    shift 2
+    read -r host port <<<"$(host_port "$url")"
+    if [ "${MQ_INFRA_OWN:-0}" != 1 ] && answers "$host" "$port"; then
+        export "$var=$url"
+        exec "$@"
+    fi
+}

@@ -7,11 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-url="${NATS_URL:-nats://127.0.0.1:4222}"
-read -r host port <<<"$(host_port "$url")"
-if [ "${MQ_INFRA_OWN:-0}" != 1 ] && answers "$host" "$port"; then
-    NATS_URL="$url" exec "$@"
-fi
+run_on_answering NATS_URL "nats://127.0.0.1:4222" "$@"
 
 need_package nats-server nats-server
 dir="$(mktemp -d -t mq-nats.XXXXXX)"

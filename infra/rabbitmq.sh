@@ -6,11 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-url="${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-read -r host port <<<"$(host_port "$url")"
-if [ "${MQ_INFRA_OWN:-0}" != 1 ] && answers "$host" "$port"; then
-    RABBITMQ_URL="$url" exec "$@"
-fi
+run_on_answering RABBITMQ_URL "amqp://guest:guest@127.0.0.1:5672/%2f" "$@"
 
 server=/usr/lib/rabbitmq/bin/rabbitmq-server
 need_package "$server" rabbitmq-server
