@@ -64,7 +64,8 @@ impl Segment {
 /// What [`Partition::write`] changed, so [`Partition::undo`] can take it back.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Undo {
-    segment: usize,
+    /// The first offset of the segment written (retention may remove segments before it meanwhile).
+    segment: u64,
     len: u64,
     entries: usize,
 }
@@ -155,7 +156,7 @@ impl Partition {
         }
         let index = self.segments.len() - 1;
         let segment = &mut self.segments[index];
-        let undo = Undo { segment: index, len: segment.len, entries: segment.entries.len() };
+        let undo = Undo { segment: segment.base, len: segment.len, entries: segment.entries.len() };
         let needed = segment.len + frames.len() as u64;
         if needed > segment.allocated {
             let allocated = (needed + ZEROS_AHEAD).next_multiple_of(ZEROS_AHEAD);
@@ -178,7 +179,7 @@ impl Partition {
 
     /// Takes back an uncommitted [`Partition::write`]: its frames become zeros again.
     pub(super) fn undo(&mut self, undo: Undo) {
-        if let Some(segment) = self.segments.get_mut(undo.segment) {
+        if let Some(segment) = self.segments.iter_mut().find(|s| s.base == undo.segment) {
             segment.entries.truncate(undo.entries);
             let _ = segment.file.write_all_at(&vec![0; (segment.len - undo.len) as usize], undo.len);
             segment.len = undo.len;

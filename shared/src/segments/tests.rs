@@ -114,3 +114,28 @@ async fn a_deleted_log_stays_deleted_and_refuses_appends() {
     let log = SegmentLog::open(dir.path()).unwrap();
     assert!(log.partitions(7).await.unwrap().is_empty());
 }
+
+#[test]
+fn a_write_taken_back_leaves_no_trace_on_disk() {
+    use super::{
+        frame,
+        partition::{Entry, Partition},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0");
+    let mut p = Partition::create(&path, 0).unwrap();
+    let frames = |offset: u64| {
+        let mut out = Vec::new();
+        frame::encode(offset, &record(offset), &mut out);
+        (out, [Entry { position: 0, content: 1000, published_at: 1_000 + offset as i64 }])
+    };
+    let (bytes, entries) = frames(0);
+    p.write(&bytes, &entries).unwrap();
+    p.commit();
+    let (bytes, entries) = frames(1);
+    let (_, undo) = p.write(&bytes, &entries).unwrap();
+    p.undo(undo);
+    assert_eq!((p.next_offset(), p.info().end_offset), (1, 1));
+    let reopened = Partition::open(&path, 0).unwrap();
+    assert_eq!(reopened.info().end_offset, 1, "the taken-back frame is zeros, not a record");
+}
