@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::{
     app::App,
     auth,
-    config::{Config, VARIABLES},
+    config::{Config, LogFormat, VARIABLES},
     domain::parse_duration_ns,
     http,
 };
@@ -55,11 +55,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_tracing();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    init_tracing(config.log_format);
     if let Err(e) = usable_dir(&config.data_dir) {
         return fail(&format!("cannot use the data directory {}: {e}", config.data_dir.display()));
     }
@@ -165,16 +165,19 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! { () = ctrl_c => "interrupted", () = terminate => "SIGTERM" }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     use tracing_subscriber::prelude::*;
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .init();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry.with(layer).init(),
+        // The spans' fields flattened into each line: `request_id` on every line of a request.
+        LogFormat::Json => registry.with(layer.json().flatten_event(true).with_span_list(true)).init(),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {

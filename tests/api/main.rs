@@ -15,6 +15,7 @@ mod dead_letters;
 mod durability;
 mod health;
 mod helpers;
+mod logs;
 mod publish;
 mod push;
 mod receiver;

@@ -7,6 +7,15 @@ use std::{net::IpAddr, path::PathBuf};
 
 pub use store::{LogPlace, StoreUrl};
 
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines, the local default.
+    Text,
+    /// One JSON object a line, with the fields of the spans it is in (the request id among them).
+    Json,
+}
+
 pub use crate::auth::JwtConfig;
 use crate::domain::parse_duration_ns;
 
@@ -32,6 +41,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_CALLBACK_ALLOW", "none", "non-public networks callbacks may reach, e.g. 127.0.0.1/32,::1"),
     ("MESSAGE_QUEUE_CALLBACK_TIMEOUT", "10s", "how long one push delivery may take"),
     ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
+    ("LOG_FORMAT", "text", "log lines on stderr: text (readable) or json (one JSON object a line)"),
     ("MESSAGE_QUEUE_HEADER_TIMEOUT", "10s", "time to send a request's headers (and idle time between requests)"),
     ("MESSAGE_QUEUE_BODY_TIMEOUT", "30s", "time to send a request's body, once its headers arrived"),
     ("MESSAGE_QUEUE_MAX_CONNECTIONS", "1024", "connections served at once; more wait to be accepted"),
@@ -60,6 +70,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `MESSAGE_QUEUE_STORE`: where state is kept (default: `mq.sqlite3` in the data directory).
     pub store: StoreUrl,
+    /// `LOG_FORMAT`: `text` (default) or `json` log lines.
+    pub log_format: LogFormat,
     /// `MESSAGE_QUEUE_LOG`: where a SQLite store keeps its message log (default: segment files).
     pub log_place: LogPlace,
     /// `KAFKA_BROKERS`: when set, the message log is in Kafka at these bootstrap servers.
@@ -133,6 +145,14 @@ impl Config {
                 }
             },
             data_dir,
+            log_format: {
+                let v = var("LOG_FORMAT");
+                match v.value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("text") => LogFormat::Text,
+                    Some("json") => LogFormat::Json,
+                    Some(other) => return Err(v.error(other, "must be text or json".into())),
+                }
+            },
             log_place: {
                 let v = var("MESSAGE_QUEUE_LOG");
                 match &v.value {

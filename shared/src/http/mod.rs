@@ -3,7 +3,8 @@
 //! parse into commands, call one operation and map the result.
 //!
 //! [`serve`] adds what every entry point needs to a set of routes: the fallbacks
-//! for unknown paths and methods, the error shape and request counting. The local
+//! for unknown paths and methods, the error shape, and the request id, span and count
+//! of every request ([`observe`]). The local
 //! server serves [`router`], every group merged; a Lambda function serves one
 //! group, as `serve(state.clone(), publish::routes(&state))`.
 
@@ -15,6 +16,7 @@ mod extract;
 mod fields;
 pub mod health;
 pub mod messages;
+mod observe;
 mod params;
 pub mod publish;
 pub mod queues;
@@ -55,7 +57,7 @@ pub fn serve(state: AppState, routes: Router<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::map_response(error_shape))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
 
@@ -65,12 +67,6 @@ async fn require_token(State(state): State<AppState>, mut req: Request, next: Ne
     let principal = state.auth.verify(header)?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
-}
-
-async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    state.service.metrics.record_request(response.status().is_server_error());
-    response
 }
 
 /// Puts an error answer that is not in the error shape (a framework's plain-text
