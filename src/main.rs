@@ -1,6 +1,7 @@
 //! The local server: every route of both API families in one process, on the
 //! embedded SQLite file. `message-queue token` prints a bearer token instead.
 
+mod exposition;
 mod lingering;
 mod serve;
 
@@ -103,8 +104,18 @@ fn usable_dir(dir: &Path) -> std::io::Result<()> {
 async fn run(config: Config, secret: String, generated: bool) -> Result<(), String> {
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (data_dir, limits, store) = (config.data_dir.clone(), config.limits, config.store.to_string());
+    let metrics_addr = config.metrics_addr;
     let app = App::from_config(config, &secret).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(metrics_addr) = metrics_addr {
+        let handle = exposition::install()?;
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {metrics_addr} (METRICS_ADDR): {e}"))?;
+        let local = metrics.local_addr().map_err(|e| e.to_string())?;
+        println!("metrics on http://{local}/metrics");
+        tokio::spawn(exposition::serve(metrics, app.service.clone(), handle));
+    }
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     println!("store: {store}");

@@ -33,6 +33,7 @@ impl Server {
         let mut cmd = Command::new(binary);
         cmd.env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied());

@@ -10,6 +10,7 @@
 //! - [`embedded`]: the SQLite backend behind every port (the default; feature `sqlite`).
 //! - [`ops`]: the operations, framework-free.
 //! - [`metrics`]: this process's performance figures.
+//! - [`telemetry`]: counters and histograms through the `metrics` facade (Prometheus locally).
 //! - [`routing`]: routing-key patterns and header matching.
 //! - [`dispatch`]: push delivery to subscription callbacks.
 //! - [`segments`]: the message log in append-only segment files (the embedded default's log).
@@ -32,3 +33,4 @@ pub mod ops;
 pub mod ports;
 pub mod routing;
 pub mod segments;
+pub mod telemetry;

@@ -19,6 +19,8 @@ pub const SECRET: &str = "test-secret-of-the-api-suite-at-least-32-bytes";
 pub struct TestServer {
     child: Mutex<Child>,
     pub base: String,
+    /// The Prometheus exposition (`http://host:port/metrics`), when the server serves one.
+    pub metrics: Option<String>,
     pub client: reqwest::Client,
     pub token: String,
     _dir: Option<TempDir>,
@@ -52,6 +54,7 @@ impl TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_message-queue"))
             .env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -63,14 +66,29 @@ impl TestServer {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
+                for (kind, marker) in [("http", "listening on http://"), ("metrics", "metrics on http://")] {
+                    if let Some(addr) = line.split(marker).nth(1) {
+                        let _ = tx.send((kind, addr.trim().to_owned()));
+                    }
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server reports its address");
+        let mut metrics = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(20)).expect("the server reports its address") {
+                ("metrics", url) => metrics = Some(format!("http://{url}")),
+                (_, addr) => break addr,
+            }
+        };
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { child: Mutex::new(child), base: format!("http://{addr}"), client, token: token("test-user"), _dir: None }
+        Self {
+            child: Mutex::new(child),
+            base: format!("http://{addr}"),
+            metrics,
+            client,
+            token: token("test-user"),
+            _dir: None,
+        }
     }
 
     /// Kills the process with SIGKILL, as a crash or an OOM kill would.

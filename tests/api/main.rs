@@ -16,6 +16,7 @@ mod durability;
 mod health;
 mod helpers;
 mod logs;
+mod prometheus;
 mod publish;
 mod push;
 mod receiver;

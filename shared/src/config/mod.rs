@@ -41,6 +41,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_CALLBACK_ALLOW", "none", "non-public networks callbacks may reach, e.g. 127.0.0.1/32,::1"),
     ("MESSAGE_QUEUE_CALLBACK_TIMEOUT", "10s", "how long one push delivery may take"),
     ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
+    (
+        "METRICS_ADDR",
+        ":9097",
+        "Prometheus exposition at /metrics on its own listener; a bare :port binds MESSAGE_QUEUE_HOST; off disables it",
+    ),
     ("LOG_FORMAT", "text", "log lines on stderr: text (readable) or json (one JSON object a line)"),
     ("MESSAGE_QUEUE_HEADER_TIMEOUT", "10s", "time to send a request's headers (and idle time between requests)"),
     ("MESSAGE_QUEUE_BODY_TIMEOUT", "30s", "time to send a request's body, once its headers arrived"),
@@ -70,6 +75,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `MESSAGE_QUEUE_STORE`: where state is kept (default: `mq.sqlite3` in the data directory).
     pub store: StoreUrl,
+    /// `METRICS_ADDR`: where the Prometheus exposition listens (default `:9097`, on `host`); `None`: off.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// `LOG_FORMAT`: `text` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// `MESSAGE_QUEUE_LOG`: where a SQLite store keeps its message log (default: segment files).
@@ -145,6 +152,21 @@ impl Config {
                 }
             },
             data_dir,
+            metrics_addr: {
+                let v = var("METRICS_ADDR");
+                let host: IpAddr = var("MESSAGE_QUEUE_HOST").parse_or("127.0.0.1".parse().expect("literal"))?;
+                match v.value.as_deref() {
+                    Some("off") => None,
+                    given => {
+                        let text = given.unwrap_or(":9097");
+                        let parsed = match text.strip_prefix(':') {
+                            Some(port) => port.parse::<u16>().map(|p| std::net::SocketAddr::new(host, p)).ok(),
+                            None => text.parse().ok(),
+                        };
+                        Some(parsed.ok_or_else(|| v.error(text, "must be :port, host:port or off".into()))?)
+                    }
+                }
+            },
             log_format: {
                 let v = var("LOG_FORMAT");
                 match v.value.as_deref().map(str::to_ascii_lowercase).as_deref() {

@@ -31,6 +31,7 @@ pub(super) async fn observe(State(state): State<AppState>, req: Request, next: N
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
     state.service.metrics.record_request(status.is_server_error());
+    crate::telemetry::answered(status.as_u16(), started.elapsed());
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::debug!(status = status.as_u16(), micros, "answered"));
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -223,6 +223,20 @@ impl Service {
         Ok(removed)
     }
 
+    /// Each queue's active consumers, as its status counts them: push subscriptions plus
+    /// consumers seen in the last minute.
+    pub async fn active_consumers(&self) -> Result<Vec<(String, u64)>> {
+        let since = Timestamp(self.now().0 - ACTIVE_WINDOW_MS);
+        let subscriptions = self.meta.subscriptions(None).await?;
+        let mut out = Vec::new();
+        for queue in self.meta.queues().await? {
+            let pushing = subscriptions.iter().filter(|s| s.queue_id == queue.id).count() as u64;
+            let consuming = self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?;
+            out.push((queue.name.to_string(), pushing + consuming));
+        }
+        Ok(out)
+    }
+
     async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
         let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);

@@ -1,0 +1,102 @@
+//! What the service emits through the `metrics` facade. The entry point installs the recorder:
+//! the local server a Prometheus exposition on `METRICS_ADDR`; a Lambda function can install
+//! another (CloudWatch's embedded metric format) without any change here. Without a recorder
+//! every call is a no-op. Names follow spec 002, under its `message_queue_` prefix.
+
+use std::{
+    collections::HashMap,
+    sync::{OnceLock, RwLock},
+    time::Duration,
+};
+
+use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+use crate::ports::CounterDelta;
+
+pub const PRODUCED: &str = "message_queue_messages_produced_total";
+pub const CONSUMED: &str = "message_queue_messages_consumed_total";
+pub const FAILED: &str = "message_queue_messages_failed_total";
+pub const ACKNOWLEDGED: &str = "message_queue_messages_acknowledged_total";
+pub const REQUEUED: &str = "message_queue_messages_requeued_total";
+pub const REDELIVERED: &str = "message_queue_messages_redelivered_total";
+pub const EXPIRED: &str = "message_queue_messages_expired_total";
+pub const ACTIVE_CONSUMERS: &str = "message_queue_active_consumers";
+pub const PROCESSING_LATENCY: &str = "message_queue_processing_latency_seconds";
+pub const PUBLISH_LATENCY: &str = "message_queue_publish_latency_seconds";
+pub const REQUESTS: &str = "message_queue_http_requests_total";
+
+/// Upper bounds of the latency histograms' buckets, in seconds (100 µs to 10 s).
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Describes every metric to the installed recorder (help text in the exposition).
+pub fn describe() {
+    describe_counter!(PRODUCED, "Messages published and answered (durable), per queue");
+    describe_counter!(CONSUMED, "Deliveries leased to consumers and push subscriptions, per queue");
+    describe_counter!(FAILED, "Messages that failed: rejected without requeue, or dead-lettered (reason label)");
+    describe_counter!(ACKNOWLEDGED, "Deliveries acknowledged, per queue");
+    describe_counter!(REQUEUED, "Deliveries released for another attempt, per queue");
+    describe_counter!(REDELIVERED, "Leases of a message delivered before, per queue");
+    describe_counter!(EXPIRED, "Messages dropped past their TTL, per queue");
+    describe_gauge!(ACTIVE_CONSUMERS, "Push subscriptions plus consumers seen in the last minute, per queue");
+    describe_histogram!(PROCESSING_LATENCY, metrics::Unit::Seconds, "Time from a request's arrival to its answer");
+    describe_histogram!(PUBLISH_LATENCY, metrics::Unit::Seconds, "Time to make a publish durable, per queue");
+    describe_counter!(REQUESTS, "Requests answered, by status class (2xx, 4xx, 5xx)");
+}
+
+/// One publish answered. Each queue's handles are looked up once and kept.
+pub fn produced(queue: &str, took: Duration) {
+    static QUEUES: OnceLock<RwLock<HashMap<String, (Counter, Histogram)>>> = OnceLock::new();
+    let queues = QUEUES.get_or_init(Default::default);
+    let record = |(count, latency): &(Counter, Histogram)| {
+        count.increment(1);
+        latency.record(took.as_secs_f64());
+    };
+    if let Some(handles) = queues.read().unwrap_or_else(|p| p.into_inner()).get(queue) {
+        return record(handles);
+    }
+    let handles =
+        (counter!(PRODUCED, "queue" => queue.to_owned()), histogram!(PUBLISH_LATENCY, "queue" => queue.to_owned()));
+    record(&handles);
+    queues.write().unwrap_or_else(|p| p.into_inner()).insert(queue.to_owned(), handles);
+}
+
+/// What a lease or a settlement changed, as the queue's counters record it.
+pub fn counted(queue: &str, delta: &CounterDelta) {
+    // Negative changes (a lease taken back) are left out: a Prometheus counter only grows.
+    let add = |name: &'static str, n: i64, reason: Option<&'static str>| match (u64::try_from(n), reason) {
+        (Ok(n @ 1..), Some(reason)) => counter!(name, "queue" => queue.to_owned(), "reason" => reason).increment(n),
+        (Ok(n @ 1..), None) => counter!(name, "queue" => queue.to_owned()).increment(n),
+        _ => {}
+    };
+    add(CONSUMED, delta.consumed, None);
+    add(REDELIVERED, delta.redelivered, None);
+    add(ACKNOWLEDGED, delta.acknowledged, None);
+    add(REQUEUED, delta.requeued, None);
+    add(EXPIRED, delta.expired, None);
+    add(FAILED, delta.rejected, Some("rejected"));
+    add(FAILED, delta.dead_lettered, Some("dead_lettered"));
+}
+
+/// A queue's active consumers now.
+pub fn active_consumers(queue: &str, count: u64) {
+    gauge!(ACTIVE_CONSUMERS, "queue" => queue.to_owned()).set(count as f64);
+}
+
+/// One request answered. The handles are looked up once, at the first request: the recorder is
+/// installed before the entry point serves any.
+pub fn answered(status: u16, took: Duration) {
+    static HANDLES: OnceLock<([Counter; 4], Histogram)> = OnceLock::new();
+    let (classes, latency) = HANDLES.get_or_init(|| {
+        let classes = ["2xx", "3xx", "4xx", "5xx"].map(|class| counter!(REQUESTS, "class" => class));
+        (classes, histogram!(PROCESSING_LATENCY))
+    });
+    let class = match status {
+        200..=299 => 0,
+        300..=399 => 1,
+        400..=499 => 2,
+        _ => 3,
+    };
+    classes[class].increment(1);
+    latency.record(took.as_secs_f64());
+}

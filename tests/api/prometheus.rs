@@ -1,0 +1,83 @@
+//! The Prometheus exposition on `METRICS_ADDR`, scraped and read with a parser of the text format.
+
+use prometheus_parse::{Scrape, Value};
+use reqwest::StatusCode;
+use serde_json::{Value as Json, json};
+
+use super::helpers::*;
+
+async fn scrape(server: &TestServer) -> Scrape {
+    let url = server.metrics.as_ref().expect("the server serves metrics");
+    let resp = server.client.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The value of `metric` with label `queue`=`queue` (or with no queue label).
+fn value<'a>(scrape: &'a Scrape, metric: &str, queue: Option<&str>) -> Option<&'a Value> {
+    scrape.samples.iter().find(|s| s.metric == metric && s.labels.get("queue") == queue).map(|s| &s.value)
+}
+
+#[tokio::test]
+async fn counts_of_spec_002_names_histograms_and_active_consumers_are_exposed() {
+    let server = TestServer::start().await;
+    for i in 0..3 {
+        server.publish("prom-a", json!({"i": i})).await;
+    }
+    for i in 0..2 {
+        server.publish("prom-b", json!({"i": i})).await;
+    }
+    let consume = json!({"topic": "prom-a", "group_id": "g", "consumer_id": "c1", "max_messages": 10});
+    let (status, got) = server.post("/api/v1/messages/consume", consume).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let items: Vec<Json> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]}))
+        .collect();
+    assert_eq!(items.len(), 3);
+    let ack = json!({"messages": items, "topic": "prom-a", "success": true, "group_id": "g"});
+    let (status, body) = server.post("/api/v1/messages/acknowledge", ack).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let scrape = scrape(&server).await;
+    let counter = |metric: &str, queue: &str| match value(&scrape, metric, Some(queue)) {
+        Some(Value::Counter(v)) => *v,
+        other => panic!("{metric}{{queue={queue}}}: {other:?}"),
+    };
+    assert_eq!(counter("message_queue_messages_produced_total", "prom-a"), 3.0);
+    assert_eq!(counter("message_queue_messages_produced_total", "prom-b"), 2.0);
+    assert_eq!(counter("message_queue_messages_consumed_total", "prom-a"), 3.0);
+    assert_eq!(counter("message_queue_messages_acknowledged_total", "prom-a"), 3.0);
+    assert!(value(&scrape, "message_queue_messages_consumed_total", Some("prom-b")).is_none(), "none consumed");
+    assert_eq!(value(&scrape, "message_queue_active_consumers", Some("prom-a")), Some(&Value::Gauge(1.0)));
+    assert_eq!(value(&scrape, "message_queue_active_consumers", Some("prom-b")), Some(&Value::Gauge(0.0)));
+    match value(&scrape, "message_queue_publish_latency_seconds", Some("prom-a")) {
+        Some(Value::Histogram(buckets)) => {
+            let all = buckets.iter().find(|b| b.less_than.is_infinite()).expect("a +Inf bucket");
+            assert_eq!(all.count, 3.0, "{buckets:?}");
+            assert!(buckets.iter().any(|b| b.less_than == 0.0001), "{buckets:?}");
+        }
+        other => panic!("publish latency is not a histogram: {other:?}"),
+    }
+    assert!(
+        matches!(value(&scrape, "message_queue_processing_latency_seconds", None), Some(Value::Histogram(_))),
+        "processing latency is a histogram"
+    );
+    let requests = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "message_queue_http_requests_total" && s.labels.get("class") == Some("2xx"));
+    assert!(matches!(requests.map(|s| &s.value), Some(Value::Counter(n)) if *n >= 7.0), "{requests:?}");
+}
+
+#[tokio::test]
+async fn metrics_addr_off_serves_none() {
+    let server = TestServer::start_with(&[("METRICS_ADDR", "off")]).await;
+    assert!(server.metrics.is_none());
+    let (status, _) = server.get("/message-queue/queues").await;
+    assert_eq!(status, StatusCode::OK);
+}
