@@ -36,8 +36,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, service: Service, h
 }
 
 async fn scrape(State((service, handle)): State<(Service, PrometheusHandle)>) -> impl IntoResponse {
-    match service.active_consumers().await {
-        Ok(queues) => queues.iter().for_each(|(queue, n)| telemetry::active_consumers(queue, *n)),
+    match service.consumer_counts().await {
+        Ok(queues) => queues.iter().for_each(|c| telemetry::active_consumers(&c.queue, c.total())),
         Err(e) => tracing::warn!("active consumers not read for /metrics: {e}"),
     }
     handle.run_upkeep();

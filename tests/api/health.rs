@@ -39,3 +39,24 @@ async fn api_v1_health_reports_the_storage_check() {
     assert_eq!(body["checks"]["storage"]["type"], "segment-files");
     assert_rfc3339(&body["timestamp"]);
 }
+
+#[tokio::test]
+async fn a_consumer_is_counted_the_same_in_queue_status_health_and_prometheus() {
+    let server = TestServer::start().await;
+    server.publish("counted", json!({"x": 1})).await;
+    let consume = json!({"topic": "counted", "group_id": "g", "consumer_id": "c1", "max_messages": 1});
+    let (status, _) = server.post("/api/v1/messages/consume", consume).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, queue) = server.get("/message-queue/queues/counted").await;
+    assert_eq!(queue["consumer_count"], 1, "{queue}");
+    let (_, health) = server.get("/message-queue/health").await;
+    assert_eq!(health["consumers"], json!({"total": 1, "active": 1, "inactive": 0}), "{health}");
+    assert_eq!(health["queues"]["active"], 1);
+    let text = server.client.get(server.metrics.as_ref().unwrap()).send().await.unwrap().text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let gauge = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "message_queue_active_consumers" && s.labels.get("queue") == Some("counted"));
+    assert_eq!(gauge.map(|s| &s.value), Some(&prometheus_parse::Value::Gauge(1.0)), "{text}");
+}

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Service;
+use super::{ConsumerCount, Service};
 use crate::{domain::Timestamp, metrics::QueuePerformance, ports::BackendInfo};
 
 /// Totals of queues or consumers, split by whether they are active.
@@ -54,14 +54,18 @@ impl Service {
         }
     }
 
+    /// Queues (active: with a consumer) and consumers (active: not paused), from the same
+    /// per-queue figures queue status shows.
     async fn counts(&self) -> crate::error::Result<(QueueCounts, QueueCounts)> {
-        let queues = self.meta.queues().await?;
-        let subs = self.meta.subscriptions(None).await?;
-        let active_queues = queues.iter().filter(|q| subs.iter().any(|s| s.queue_id == q.id)).count();
-        let active_subs = subs.iter().filter(|s| s.is_active()).count();
+        let per_queue = self.consumer_counts().await?;
+        let consumers = per_queue.iter().map(ConsumerCount::total).sum();
+        let paused: u64 = per_queue.iter().map(|c| c.paused).sum();
         Ok((
-            QueueCounts { total: queues.len() as u64, active: active_queues as u64 },
-            QueueCounts { total: subs.len() as u64, active: active_subs as u64 },
+            QueueCounts {
+                total: per_queue.len() as u64,
+                active: per_queue.iter().filter(|c| c.total() > 0).count() as u64,
+            },
+            QueueCounts { total: consumers, active: consumers - paused },
         ))
     }
 }

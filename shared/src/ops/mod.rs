@@ -31,7 +31,7 @@ pub use health::{HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
 pub use push::{PushItem, PushOutcome};
-pub use queues::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
+pub use queues::{ConsumerCount, QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
 pub use subscriptions::NewSubscription;
 

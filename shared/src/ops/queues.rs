@@ -35,6 +35,22 @@ pub struct TopicSpec {
     pub max_bytes: Option<u64>,
 }
 
+/// A queue's consumers: its push subscriptions (some maybe paused) and the consumers seen on it lately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerCount {
+    pub queue: String,
+    pub subscriptions: u64,
+    pub paused: u64,
+    pub seen: u64,
+}
+
+impl ConsumerCount {
+    /// What a queue's status shows as `consumer_count`.
+    pub fn total(&self) -> u64 {
+        self.subscriptions + self.seen
+    }
+}
+
 /// A queue with its live counts.
 #[derive(Debug, Clone)]
 pub struct QueueStatus {
@@ -223,16 +239,20 @@ impl Service {
         Ok(removed)
     }
 
-    /// Each queue's active consumers, as its status counts them: push subscriptions plus
-    /// consumers seen in the last minute.
-    pub async fn active_consumers(&self) -> Result<Vec<(String, u64)>> {
+    /// Each queue's consumers, as its status counts them: push subscriptions plus consumers
+    /// seen in the last minute. Health and the Prometheus gauge add up the same figures.
+    pub async fn consumer_counts(&self) -> Result<Vec<ConsumerCount>> {
         let since = Timestamp(self.now().0 - ACTIVE_WINDOW_MS);
         let subscriptions = self.meta.subscriptions(None).await?;
         let mut out = Vec::new();
         for queue in self.meta.queues().await? {
-            let pushing = subscriptions.iter().filter(|s| s.queue_id == queue.id).count() as u64;
-            let consuming = self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?;
-            out.push((queue.name.to_string(), pushing + consuming));
+            let subs: Vec<_> = subscriptions.iter().filter(|s| s.queue_id == queue.id).collect();
+            out.push(ConsumerCount {
+                seen: self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?,
+                subscriptions: subs.len() as u64,
+                paused: subs.iter().filter(|s| !s.is_active()).count() as u64,
+                queue: queue.name.to_string(),
+            });
         }
         Ok(out)
     }
