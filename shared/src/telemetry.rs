@@ -61,7 +61,18 @@ pub fn produced(queue: &str, took: Duration) {
     queues.write().unwrap_or_else(|p| p.into_inner()).insert(queue.to_owned(), handles);
 }
 
-/// What a lease or a settlement changed, as the queue's counters record it.
+/// Leases a consume or a push pass took and kept (those screened out and finished are not counted).
+pub fn consumed(queue: &str, consumed: u64, redelivered: u64) {
+    if consumed > 0 {
+        counter!(CONSUMED, "queue" => queue.to_owned()).increment(consumed);
+    }
+    if redelivered > 0 {
+        counter!(REDELIVERED, "queue" => queue.to_owned()).increment(redelivered);
+    }
+}
+
+/// What a settlement or retention changed, as the queue's counters record it (consumed and
+/// redelivered come from [`consumed`], once leases are screened).
 pub fn counted(queue: &str, delta: &CounterDelta) {
     // Negative changes (a lease taken back) are left out: a Prometheus counter only grows.
     let add = |name: &'static str, n: i64, reason: Option<&'static str>| match (u64::try_from(n), reason) {
@@ -69,8 +80,6 @@ pub fn counted(queue: &str, delta: &CounterDelta) {
         (Ok(n @ 1..), None) => counter!(name, "queue" => queue.to_owned()).increment(n),
         _ => {}
     };
-    add(CONSUMED, delta.consumed, None);
-    add(REDELIVERED, delta.redelivered, None);
     add(ACKNOWLEDGED, delta.acknowledged, None);
     add(REQUEUED, delta.requeued, None);
     add(EXPIRED, delta.expired, None);

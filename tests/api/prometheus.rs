@@ -81,3 +81,23 @@ async fn metrics_addr_off_serves_none() {
     let (status, _) = server.get("/message-queue/queues").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_message_expired_before_delivery_counts_as_expired_not_consumed_in_both_places() {
+    let server = TestServer::start().await;
+    let body = json!({"queue": "prom-ttl", "message": {"x": 1}, "ttl": 1});
+    let (status, _) = server.post("/message-queue/publish", body).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let consume = json!({"topic": "prom-ttl", "group_id": "g", "consumer_id": "c1", "max_messages": 10});
+    let (status, got) = server.post("/api/v1/messages/consume", consume).await;
+    assert_eq!((status, got["messages"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{got}");
+    let (_, queue) = server.get("/message-queue/queues/prom-ttl").await;
+    assert_eq!(
+        (&queue["statistics"]["messages_consumed"], &queue["statistics"]["messages_expired"]),
+        (&json!(0), &json!(1))
+    );
+    let scrape = scrape(&server).await;
+    assert!(value(&scrape, "message_queue_messages_consumed_total", Some("prom-ttl")).is_none());
+    assert_eq!(value(&scrape, "message_queue_messages_expired_total", Some("prom-ttl")), Some(&Value::Counter(1.0)));
+}

@@ -67,9 +67,16 @@ impl Service {
         let limit = self.delivery_limit(queue, group).await?;
         let records = self.read_leased(queue.id, &leases).await?;
         let mut ready = Vec::with_capacity(leases.len());
+        // The leases the store's counters keep as consumed: all but those finished unhanded.
+        let (mut consumed, mut redelivered) = (0, 0);
         for (lease, record) in leases.into_iter().zip(records) {
             let id = MessageId { queue_id: queue.id, partition: lease.partition, offset: lease.offset };
-            match screen(record.as_ref(), lease.delivery_count, limit, subscription, now) {
+            let verdict = screen(record.as_ref(), lease.delivery_count, limit, subscription, now);
+            if !matches!(verdict, Verdict::Finish { .. }) {
+                consumed += 1;
+                redelivered += u64::from(lease.delivery_count > 1);
+            }
+            match verdict {
                 Verdict::Deliver => ready.push((id, record.expect("screened in"), lease)),
                 Verdict::NotSelected => {
                     let request = SettleRequest {
@@ -95,6 +102,7 @@ impl Service {
                 }
             }
         }
+        crate::telemetry::consumed(queue.name.as_str(), consumed, redelivered);
         Ok(ready)
     }
 }
