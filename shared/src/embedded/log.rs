@@ -110,12 +110,7 @@ impl MessageLog for SqliteStore {
     }
 
     async fn describe(&self) -> StoreResult<BackendInfo> {
-        let path = self.path().to_owned();
-        let version =
-            self.reading(|conn| conn.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(backend)).await?;
-        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
-        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        Ok(BackendInfo { kind: "sqlite", version, disk_bytes: Some(size(&path) + size(&wal)) })
+        self.info().await
     }
 }
 

@@ -154,6 +154,10 @@ impl MetadataStore for SqliteStore {
         )
         .await
     }
+
+    async fn describe(&self) -> StoreResult<crate::ports::BackendInfo> {
+        self.info().await
+    }
 }
 
 fn queue_where(conn: &Connection, condition: &str, key: impl rusqlite::ToSql) -> StoreResult<Option<Queue>> {

@@ -149,6 +149,21 @@ impl SqliteStore {
         result
     }
 
+    /// SQLite's version and the file's size (with its WAL), after a read of the file itself: a
+    /// file removed or unreadable under the running process answers `Unavailable`.
+    async fn info(&self) -> StoreResult<crate::ports::BackendInfo> {
+        let path = self.path().to_owned();
+        let version = self
+            .reading(|conn| {
+                conn.query_row("SELECT sqlite_version() FROM sqlite_schema LIMIT 1", [], |r| r.get(0)).map_err(backend)
+            })
+            .await?;
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len());
+        let file = size(&path).map_err(|e| StoreError::unavailable(format!("{}: {e}", path.display())))?;
+        let wal = size(&PathBuf::from(format!("{}-wal", path.display()))).unwrap_or(0);
+        Ok(crate::ports::BackendInfo { kind: "sqlite", version, disk_bytes: Some(file + wal) })
+    }
+
     /// A read that may scan, run on the blocking pool.
     async fn reading<R, F>(&self, f: F) -> StoreResult<R>
     where

@@ -1,49 +1,74 @@
 //! `GET /health` (spec 002) and `GET /message-queue/health` (spec 000).
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use serde_json::{Value, json};
 
-use crate::{app::AppState, domain::format_duration_ms, ops::HealthReport};
+use crate::{
+    app::AppState,
+    domain::format_duration_ms,
+    ops::{BackendCheck, HealthReport},
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The health routes; they take no token.
-pub fn routes(_: &AppState) -> Router<AppState> {
-    Router::new().route("/health", get(v1)).route("/message-queue/health", get(message_queue))
+/// One backend's check as both endpoints show it.
+fn check(c: &BackendCheck) -> Value {
+    json!({
+        "status": if c.up() { "up" } else { "down" },
+        "type": c.info().map(|b| b.kind),
+        "version": c.info().map(|b| b.version.clone()),
+        "latency": format_duration_ms(c.latency.as_secs_f64() * 1000.0),
+        "error": c.error(),
+    })
 }
 
-async fn v1(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The health routes; they take no token.
+pub fn routes(_: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/health", get(v1))
+        .route("/health/live", get(live))
+        .route("/message-queue/health", get(message_queue))
+}
+
+/// Liveness: the process answers; no backend is asked, so it stays cheap under any load.
+async fn live() -> Json<Value> {
+    Json(json!({"status": "alive", "version": VERSION}))
+}
+
+async fn v1(State(state): State<AppState>) -> Response {
     let h = state.service.health().await;
     let body = json!({
         "status": status_word(&h),
         "version": VERSION,
         "uptime_seconds": h.uptime.as_secs(),
         "timestamp": h.checked_at,
-        "checks": {
-            "storage": {
-                "status": if h.healthy() { "up" } else { "down" },
-                "type": h.backend.as_ref().map(|b| b.kind),
-                "latency": format_duration_ms(h.backend_latency.as_secs_f64() * 1000.0),
-                "error": h.backend_error,
-            }
-        }
+        "checks": {"storage": check(&h.log), "metadata": check(&h.metadata)}
     });
-    (code(&h), Json(body))
+    answer(&h, body)
 }
 
-async fn message_queue(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn message_queue(State(state): State<AppState>) -> Response {
     let h = state.service.health().await;
     let body = json!({
         "status": status_word(&h),
         "version": VERSION,
         "uptime": format_uptime(h.uptime.as_secs()),
         "broker": {
-            "status": if h.healthy() { "connected" } else { "disconnected" },
-            "type": h.backend.as_ref().map(|b| b.kind),
-            "version": h.backend.as_ref().map(|b| b.version.clone()),
+            "status": if h.log.up() { "connected" } else { "disconnected" },
+            "type": h.log.info().map(|b| b.kind),
+            "version": h.log.info().map(|b| b.version.clone()),
             "memory_usage": resident_memory().map(format_bytes),
-            "disk_usage": h.backend.as_ref().and_then(|b| b.disk_bytes).map(format_bytes),
+            "disk_usage": h.log.info().and_then(|b| b.disk_bytes).map(format_bytes),
+            "latency": format_duration_ms(h.log.latency.as_secs_f64() * 1000.0),
+            "error": h.log.error(),
         },
+        "database": check(&h.metadata),
         "queues": {"total": h.queues.total, "active": h.queues.active, "inactive": h.queues.total - h.queues.active},
         "consumers": {
             "total": h.consumers.total,
@@ -57,16 +82,24 @@ async fn message_queue(State(state): State<AppState>) -> (StatusCode, Json<Value
         },
         "last_updated": h.checked_at,
     });
-    (code(&h), Json(body))
+    answer(&h, body)
 }
 
 fn status_word(h: &HealthReport) -> &'static str {
     if h.healthy() { "healthy" } else { "unhealthy" }
 }
 
-fn code(h: &HealthReport) -> StatusCode {
-    if h.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+/// 200, or 503 with `Retry-After` while a backend is down.
+fn answer(h: &HealthReport, body: Value) -> Response {
+    if h.healthy() {
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, RETRY_AFTER_SECS)], Json(body)).into_response()
+    }
 }
+
+/// What an unhealthy answer asks a client to wait, in seconds.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// `3d4h5m6s`, leaving out leading zero units.
 fn format_uptime(secs: u64) -> String {

@@ -12,13 +12,35 @@ pub struct QueueCounts {
     pub active: u64,
 }
 
+/// One backend's answer to its check.
+#[derive(Debug, Clone)]
+pub struct BackendCheck {
+    /// What it is, as the backend says; `Err` with the reason when it did not answer.
+    pub answer: Result<BackendInfo, String>,
+    pub latency: Duration,
+}
+
+impl BackendCheck {
+    pub fn up(&self) -> bool {
+        self.answer.is_ok()
+    }
+
+    pub fn info(&self) -> Option<&BackendInfo> {
+        self.answer.as_ref().ok()
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.answer.as_ref().err().map(String::as_str)
+    }
+}
+
 /// What both health endpoints report.
 #[derive(Debug, Clone)]
 pub struct HealthReport {
-    /// `None` when the backend did not answer.
-    pub backend: Option<BackendInfo>,
-    pub backend_error: Option<String>,
-    pub backend_latency: Duration,
+    /// The message log (spec 000's broker).
+    pub log: BackendCheck,
+    /// The metadata store (queues, subscriptions, delivery state).
+    pub metadata: BackendCheck,
     pub queues: QueueCounts,
     pub consumers: QueueCounts,
     pub uptime: Duration,
@@ -28,23 +50,35 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
+    /// Every backend answered.
     pub fn healthy(&self) -> bool {
-        self.backend.is_some()
+        self.log.up() && self.metadata.up()
     }
 }
 
+/// How long a backend's check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one check, timing it and bounding it by [`CHECK_TIMEOUT`].
+async fn check(f: impl std::future::Future<Output = crate::ports::StoreResult<BackendInfo>>) -> BackendCheck {
+    let started = Instant::now();
+    let answer = match tokio::time::timeout(CHECK_TIMEOUT, f).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    };
+    BackendCheck { answer, latency: started.elapsed() }
+}
+
 impl Service {
-    /// Checks the backend and gathers the counts; never fails, reports instead.
+    /// Checks every backend (at once) and gathers the counts; never fails, reports instead.
     pub async fn health(&self) -> HealthReport {
-        let started = Instant::now();
-        let described = self.log.describe().await;
-        let backend_latency = started.elapsed();
-        let (queues, consumers) = self.counts().await.unwrap_or_default();
+        let (log, metadata) = tokio::join!(check(self.log.describe()), check(self.meta.describe()));
+        let counts = if metadata.up() { self.counts().await.unwrap_or_default() } else { Default::default() };
+        let (queues, consumers) = counts;
         let now = self.now();
         HealthReport {
-            backend_error: described.as_ref().err().map(ToString::to_string),
-            backend: described.ok(),
-            backend_latency,
+            log,
+            metadata,
             queues,
             consumers,
             uptime: self.started.elapsed(),

@@ -27,7 +27,7 @@ use std::{
 pub use consume::{Consume, Delivered};
 pub use consumers::Registration;
 pub use dispatch::run_dispatcher;
-pub use health::{HealthReport, QueueCounts};
+pub use health::{BackendCheck, HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
 pub use push::{PushItem, PushOutcome};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::{Queue, QueueId, QueueSettings, StoreResult};
+use super::{BackendInfo, Queue, QueueId, QueueSettings, StoreResult};
 use crate::{
     callback::CallbackUrl,
     domain::{QueueName, RoutingPattern, Timestamp},
@@ -112,4 +112,6 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_subscription(&self, sub: &Subscription) -> StoreResult<()>;
     /// Deletes a subscription; false when it did not exist.
     async fn delete_subscription(&self, id: &str) -> StoreResult<bool>;
+    /// Checks the store answers (a cheap round trip that reaches its storage), and describes it.
+    async fn describe(&self) -> StoreResult<BackendInfo>;
 }

@@ -233,7 +233,7 @@ impl MessageLog for SegmentLog {
 
     async fn describe(&self) -> StoreResult<BackendInfo> {
         let root = self.inner.root.clone();
-        fs::metadata(&root).map_err(io_error)?;
+        fs::metadata(&root).map_err(|e| StoreError::unavailable(format!("{}: {e}", root.display())))?;
         // The files' format is this crate's own, so its version names it.
         let version = env!("CARGO_PKG_VERSION").into();
         Ok(BackendInfo { kind: "segment-files", version, disk_bytes: Some(self.disk_bytes()) })
