@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::helpers::*;
+use super::{helpers::*, receiver::CallbackReceiver};
 
 #[tokio::test]
 async fn json_lines_name_the_request_id_the_client_sent_and_got_back() {
@@ -50,4 +50,29 @@ fn an_unknown_log_format_stops_the_start_naming_the_variable() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LOG_FORMAT") && stderr.contains("text or json"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_push_attempt_line_names_its_queue_subscription_and_message() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let log_path = dir.path().join("server.log");
+    let env =
+        [("LOG_FORMAT", "json"), ("RUST_LOG", "info,shared=debug"), ("MESSAGE_QUEUE_CALLBACK_ALLOW", "127.0.0.1/32")];
+    let server = TestServer::start_logging(&dir.path().join("data"), &env, std::fs::File::create(&log_path).unwrap());
+    let receiver = CallbackReceiver::start(&[]).await;
+    let (status, sub) = server
+        .post("/message-queue/subscribe", serde_json::json!({"queue": "logged", "callback_url": receiver.url}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    let id = server.publish("logged", serde_json::json!({"x": 1})).await;
+    receiver.wait_for(1).await;
+    server.terminate();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let line = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "push attempt")
+        .unwrap_or_else(|| panic!("no push attempt line:\n{text}"));
+    assert_eq!((&line["queue"], &line["message_id"]), (&Value::from("logged"), &Value::from(id)), "{line}");
+    assert_eq!(line["subscription"], sub["subscription_id"], "{line}");
 }

@@ -82,7 +82,13 @@ impl Service {
         let (sub, lease) = (&item.subscription, item.lease);
         let group = GroupRef::Subscription(sub.id.clone());
         let attempt = callbacks.deliver(sub, item.id, &item.record, lease.delivery_count, self.now()).await;
-        tracing::debug!(subscription = %sub.id, message = %item.id, status = ?attempt.status, "push attempt");
+        tracing::debug!(
+            queue = %item.queue.name,
+            subscription = %sub.id,
+            message_id = %item.id,
+            status = ?attempt.status,
+            "push attempt"
+        );
         let run = self.push.record_attempt(&self.attempt_record(item, &group, &attempt)).await?;
         self.pause_if_failing(sub, run).await?;
         let settle = |settlement, reason: Option<&str>| SettleRequest {
@@ -155,7 +161,12 @@ impl Service {
             since.to_rfc3339()
         ));
         current.updated_at = self.now();
-        tracing::warn!(subscription = %sub.id, "{}", current.paused_reason.as_deref().unwrap_or_default());
+        tracing::warn!(
+            queue_id = current.queue_id,
+            subscription = %sub.id,
+            "{}",
+            current.paused_reason.as_deref().unwrap_or_default()
+        );
         self.meta.update_subscription(&current).await.map_err(Error::from)
     }
 }
