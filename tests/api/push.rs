@@ -196,6 +196,18 @@ async fn a_subscription_failing_for_long_is_paused_automatically() {
     let seen = receiver.received().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), seen, "no attempts while paused");
+
+    // Push delivery failing is a degraded service, not a down one.
+    let id = created["subscription_id"].as_str().unwrap();
+    let (status, health) = server.get("/health").await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("degraded")), "{health}");
+    assert_eq!(health["checks"]["push"], json!({"status": "degraded", "failing_subscriptions": [id]}));
+    let (_, health) = server.get("/message-queue/health").await;
+    assert_eq!(health["status"], "degraded");
+    let (status, _) = server.post(&format!("{path}/resume"), json!({})).await;
+    assert!(status.is_success(), "{status}");
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["status"], "healthy", "{health}");
 }
 
 /// The `n` of each message the receiver got, in the order it got them.

@@ -48,7 +48,14 @@ async fn v1(State(state): State<AppState>) -> Response {
         "version": VERSION,
         "uptime_seconds": h.uptime.as_secs(),
         "timestamp": h.checked_at,
-        "checks": {"storage": check(&h.log), "metadata": check(&h.metadata)}
+        "checks": {
+            "storage": check(&h.log),
+            "metadata": check(&h.metadata),
+            "push": {
+                "status": if h.failing_subscriptions.is_empty() { "up" } else { "degraded" },
+                "failing_subscriptions": h.failing_subscriptions,
+            },
+        }
     });
     answer(&h, body)
 }
@@ -85,8 +92,13 @@ async fn message_queue(State(state): State<AppState>) -> Response {
     answer(&h, body)
 }
 
+/// `unhealthy` (a backend is down: 503), `degraded` (push delivery failing somewhere: 200), or `healthy`.
 fn status_word(h: &HealthReport) -> &'static str {
-    if h.healthy() { "healthy" } else { "unhealthy" }
+    match (h.healthy(), h.degraded()) {
+        (false, _) => "unhealthy",
+        (true, true) => "degraded",
+        (true, false) => "healthy",
+    }
 }
 
 /// 200, or 503 with `Retry-After` while a backend is down.

@@ -41,6 +41,9 @@ pub struct HealthReport {
     pub log: BackendCheck,
     /// The metadata store (queues, subscriptions, delivery state).
     pub metadata: BackendCheck,
+    /// Subscriptions paused because their callbacks failed every attempt for long: push
+    /// delivery is failing there, though the service works.
+    pub failing_subscriptions: Vec<String>,
     pub queues: QueueCounts,
     pub consumers: QueueCounts,
     pub uptime: Duration,
@@ -53,6 +56,11 @@ impl HealthReport {
     /// Every backend answered.
     pub fn healthy(&self) -> bool {
         self.log.up() && self.metadata.up()
+    }
+
+    /// Healthy, but push delivery is failing for some subscription.
+    pub fn degraded(&self) -> bool {
+        self.healthy() && !self.failing_subscriptions.is_empty()
     }
 }
 
@@ -75,10 +83,21 @@ impl Service {
         let (log, metadata) = tokio::join!(check(self.log.describe()), check(self.meta.describe()));
         let counts = if metadata.up() { self.counts().await.unwrap_or_default() } else { Default::default() };
         let (queues, consumers) = counts;
+        let failing_subscriptions = match metadata.up() {
+            true => self.meta.subscriptions(None).await.unwrap_or_default(),
+            false => Vec::new(),
+        }
+        .into_iter()
+        .filter(|s| {
+            !s.is_active() && s.paused_reason.as_deref().is_some_and(|r| r.starts_with(super::push::AUTO_PAUSED))
+        })
+        .map(|s| s.id)
+        .collect();
         let now = self.now();
         HealthReport {
             log,
             metadata,
+            failing_subscriptions,
             queues,
             consumers,
             uptime: self.started.elapsed(),

@@ -47,6 +47,9 @@ pub enum PushOutcome {
     Failed(String),
 }
 
+/// How the reason of a subscription paused for failing every attempt begins.
+pub(super) const AUTO_PAUSED: &str = "paused automatically";
+
 impl Service {
     /// Pushes every item, at most `concurrency` at once, and answers each one's outcome, in order.
     pub async fn deliver_batch(
@@ -155,11 +158,8 @@ impl Service {
             return Ok(());
         }
         current.status = crate::ports::SubscriptionStatus::Paused;
-        current.paused_reason = Some(format!(
-            "paused automatically: {} failed attempts in a row since {}",
-            run.failures,
-            since.to_rfc3339()
-        ));
+        current.paused_reason =
+            Some(format!("{AUTO_PAUSED}: {} failed attempts in a row since {}", run.failures, since.to_rfc3339()));
         current.updated_at = self.now();
         tracing::warn!(
             queue_id = current.queue_id,
