@@ -5,13 +5,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{OnceLock, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
 use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
-use crate::ports::CounterDelta;
+use crate::ports::{CounterDelta, Queue, QueueId};
 
 pub const PRODUCED: &str = "message_queue_messages_produced_total";
 pub const CONSUMED: &str = "message_queue_messages_consumed_total";
@@ -44,47 +44,95 @@ pub fn describe() {
     describe_counter!(REQUESTS, "Requests answered, by status class (2xx, 4xx, 5xx)");
 }
 
-/// One publish answered. Each queue's handles are looked up once and kept.
-pub fn produced(queue: &str, took: Duration) {
-    static QUEUES: OnceLock<RwLock<HashMap<String, (Counter, Histogram)>>> = OnceLock::new();
-    let queues = QUEUES.get_or_init(Default::default);
-    let record = |(count, latency): &(Counter, Histogram)| {
-        count.increment(1);
-        latency.record(took.as_secs_f64());
-    };
-    if let Some(handles) = queues.read().unwrap_or_else(|p| p.into_inner()).get(queue) {
-        return record(handles);
+/// A queue's handles, each looked up the first time it records something (a lookup by name and
+/// labels on every record cost about a tenth of the publish rate), so a series appears in the
+/// exposition once it has counted something.
+#[derive(Debug, Default)]
+struct QueueHandles {
+    name: String,
+    publish_latency: OnceLock<Histogram>,
+    /// Counters by metric and `reason` label.
+    counters: [OnceLock<Counter>; COUNTED.len()],
+}
+
+/// The per-queue counters, in [`QueueHandles::counters`]' order.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    Produced,
+    Consumed,
+    Redelivered,
+    Acknowledged,
+    Requeued,
+    Expired,
+    Rejected,
+    DeadLettered,
+}
+
+/// Each [`Counted`]'s metric and `reason` label, by its position.
+const COUNTED: [(&str, Option<&str>); 8] = [
+    (PRODUCED, None),
+    (CONSUMED, None),
+    (REDELIVERED, None),
+    (ACKNOWLEDGED, None),
+    (REQUEUED, None),
+    (EXPIRED, None),
+    (FAILED, Some("rejected")),
+    (FAILED, Some("dead_lettered")),
+];
+
+impl QueueHandles {
+    /// Adds `n` to a counter; a zero leaves the series out until it counts something.
+    fn add(&self, which: Counted, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let (metric, reason) = COUNTED[which as usize];
+        let counter = self.counters[which as usize].get_or_init(|| match reason {
+            Some(reason) => counter!(metric, "queue" => self.name.clone(), "reason" => reason),
+            None => counter!(metric, "queue" => self.name.clone()),
+        });
+        counter.increment(n);
     }
-    let handles =
-        (counter!(PRODUCED, "queue" => queue.to_owned()), histogram!(PUBLISH_LATENCY, "queue" => queue.to_owned()));
-    record(&handles);
-    queues.write().unwrap_or_else(|p| p.into_inner()).insert(queue.to_owned(), handles);
+}
+
+/// The handles of queue `id`, named `name()` the first time.
+fn handles(id: QueueId, name: impl FnOnce() -> String) -> Arc<QueueHandles> {
+    static QUEUES: OnceLock<RwLock<HashMap<QueueId, Arc<QueueHandles>>>> = OnceLock::new();
+    let queues = QUEUES.get_or_init(Default::default);
+    if let Some(found) = queues.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return found.clone();
+    }
+    let made = Arc::new(QueueHandles { name: name(), ..QueueHandles::default() });
+    queues.write().unwrap_or_else(|p| p.into_inner()).entry(id).or_insert(made).clone()
+}
+
+/// One publish answered.
+pub fn produced(queue: &Queue, took: Duration) {
+    let h = handles(queue.id, || queue.name.to_string());
+    h.add(Counted::Produced, 1);
+    let latency = h.publish_latency.get_or_init(|| histogram!(PUBLISH_LATENCY, "queue" => h.name.clone()));
+    latency.record(took.as_secs_f64());
 }
 
 /// Leases a consume or a push pass took and kept (those screened out and finished are not counted).
-pub fn consumed(queue: &str, consumed: u64, redelivered: u64) {
-    if consumed > 0 {
-        counter!(CONSUMED, "queue" => queue.to_owned()).increment(consumed);
-    }
-    if redelivered > 0 {
-        counter!(REDELIVERED, "queue" => queue.to_owned()).increment(redelivered);
-    }
+pub fn consumed(queue: &Queue, consumed: u64, redelivered: u64) {
+    let h = handles(queue.id, || queue.name.to_string());
+    h.add(Counted::Consumed, consumed);
+    h.add(Counted::Redelivered, redelivered);
 }
 
 /// What a settlement or retention changed, as the queue's counters record it (consumed and
-/// redelivered come from [`consumed`], once leases are screened).
-pub fn counted(queue: &str, delta: &CounterDelta) {
+/// redelivered come from [`consumed`], once leases are screened); `name` is asked only the
+/// first time the queue is seen.
+pub fn counted(queue: QueueId, name: impl FnOnce() -> String, delta: &CounterDelta) {
+    let h = handles(queue, name);
     // Negative changes (a lease taken back) are left out: a Prometheus counter only grows.
-    let add = |name: &'static str, n: i64, reason: Option<&'static str>| match (u64::try_from(n), reason) {
-        (Ok(n @ 1..), Some(reason)) => counter!(name, "queue" => queue.to_owned(), "reason" => reason).increment(n),
-        (Ok(n @ 1..), None) => counter!(name, "queue" => queue.to_owned()).increment(n),
-        _ => {}
-    };
-    add(ACKNOWLEDGED, delta.acknowledged, None);
-    add(REQUEUED, delta.requeued, None);
-    add(EXPIRED, delta.expired, None);
-    add(FAILED, delta.rejected, Some("rejected"));
-    add(FAILED, delta.dead_lettered, Some("dead_lettered"));
+    let positive = |n: i64| u64::try_from(n).unwrap_or(0);
+    h.add(Counted::Acknowledged, positive(delta.acknowledged));
+    h.add(Counted::Requeued, positive(delta.requeued));
+    h.add(Counted::Expired, positive(delta.expired));
+    h.add(Counted::Rejected, positive(delta.rejected));
+    h.add(Counted::DeadLettered, positive(delta.dead_lettered));
 }
 
 /// A queue's active consumers now.

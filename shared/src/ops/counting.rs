@@ -45,10 +45,10 @@ impl Service {
     }
 
     async fn count(&self, queue: QueueId, delta: CounterDelta) {
-        let name = self.queues.get_by_id(queue).map_or_else(|| queue.to_string(), |q| q.name.to_string());
-        crate::telemetry::counted(&name, &delta);
+        let name = || self.queues.get_by_id(queue).map_or_else(|| queue.to_string(), |q| q.name.to_string());
+        crate::telemetry::counted(queue, name, &delta);
         if let Err(e) = self.stats.add(queue, &delta).await {
-            tracing::warn!(queue = %name, "a counter was not written: {e}");
+            tracing::warn!(queue = %name(), "a counter was not written: {e}");
         }
     }
 }

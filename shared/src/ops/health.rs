@@ -81,18 +81,9 @@ impl Service {
     /// Checks every backend (at once) and gathers the counts; never fails, reports instead.
     pub async fn health(&self) -> HealthReport {
         let (log, metadata) = tokio::join!(check(self.log.describe()), check(self.meta.describe()));
-        let counts = if metadata.up() { self.counts().await.unwrap_or_default() } else { Default::default() };
-        let (queues, consumers) = counts;
-        let failing_subscriptions = match metadata.up() {
-            true => self.meta.subscriptions(None).await.unwrap_or_default(),
-            false => Vec::new(),
-        }
-        .into_iter()
-        .filter(|s| {
-            !s.is_active() && s.paused_reason.as_deref().is_some_and(|r| r.starts_with(super::push::AUTO_PAUSED))
-        })
-        .map(|s| s.id)
-        .collect();
+        let per_queue = if metadata.up() { self.consumer_counts().await.unwrap_or_default() } else { Vec::new() };
+        let (queues, consumers) = counts(&per_queue);
+        let failing_subscriptions = per_queue.into_iter().flat_map(|c| c.failing).collect();
         let now = self.now();
         HealthReport {
             log,
@@ -106,19 +97,16 @@ impl Service {
             checked_at: now,
         }
     }
+}
 
-    /// Queues (active: with a consumer) and consumers (active: not paused), from the same
-    /// per-queue figures queue status shows.
-    async fn counts(&self) -> crate::error::Result<(QueueCounts, QueueCounts)> {
-        let per_queue = self.consumer_counts().await?;
-        let consumers = per_queue.iter().map(ConsumerCount::total).sum();
-        let paused: u64 = per_queue.iter().map(|c| c.paused).sum();
-        Ok((
-            QueueCounts {
-                total: per_queue.len() as u64,
-                active: per_queue.iter().filter(|c| c.total() > 0).count() as u64,
-            },
-            QueueCounts { total: consumers, active: consumers - paused },
-        ))
-    }
+/// Queues (active: with a consumer) and consumers (active: not paused), from the same per-queue
+/// figures queue status shows.
+fn counts(per_queue: &[ConsumerCount]) -> (QueueCounts, QueueCounts) {
+    let consumers = per_queue.iter().map(ConsumerCount::total).sum();
+    let paused: u64 = per_queue.iter().map(|c| c.paused).sum();
+    let active_queues = per_queue.iter().filter(|c| c.total() > 0).count() as u64;
+    (
+        QueueCounts { total: per_queue.len() as u64, active: active_queues },
+        QueueCounts { total: consumers, active: consumers - paused },
+    )
 }

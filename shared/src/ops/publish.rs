@@ -66,7 +66,7 @@ impl Service {
         let now = self.now();
         for published in results.iter().flatten().flatten() {
             self.metrics.record_publish(published.queue.id, started.elapsed(), now);
-            crate::telemetry::produced(published.queue.name.as_str(), started.elapsed());
+            crate::telemetry::produced(&published.queue, started.elapsed());
         }
         results
             .into_iter()

@@ -41,6 +41,8 @@ pub struct ConsumerCount {
     pub queue: String,
     pub subscriptions: u64,
     pub paused: u64,
+    /// Ids of the subscriptions paused because their callbacks failed every attempt for long.
+    pub failing: Vec<String>,
     pub seen: u64,
 }
 
@@ -251,6 +253,12 @@ impl Service {
                 seen: self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?,
                 subscriptions: subs.len() as u64,
                 paused: subs.iter().filter(|s| !s.is_active()).count() as u64,
+                failing: subs
+                    .iter()
+                    .filter(|s| !s.is_active())
+                    .filter(|s| s.paused_reason.as_deref().is_some_and(|r| r.starts_with(super::push::AUTO_PAUSED)))
+                    .map(|s| s.id.clone())
+                    .collect(),
                 queue: queue.name.to_string(),
             });
         }

@@ -102,7 +102,7 @@ impl Service {
                 }
             }
         }
-        crate::telemetry::consumed(queue.name.as_str(), consumed, redelivered);
+        crate::telemetry::consumed(queue, consumed, redelivered);
         Ok(ready)
     }
 }
