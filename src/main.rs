@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::{
     app::App,
     auth,
-    config::{Config, LogFormat, VARIABLES},
+    config::{Config, LogFormat, LogPlace, VARIABLES},
     domain::parse_duration_ns,
     http,
 };
@@ -105,6 +105,10 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (data_dir, limits, store) = (config.data_dir.clone(), config.limits, config.store.to_string());
     let metrics_addr = config.metrics_addr;
+    let log_files = match (&config.store, config.log_place) {
+        (shared::config::StoreUrl::Sqlite(path), LogPlace::Files) => Some(LogPlace::files_beside(path)),
+        _ => None,
+    };
     let app = App::from_config(config, &secret).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     if let Some(metrics_addr) = metrics_addr {
@@ -119,6 +123,9 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     println!("store: {store}");
+    if let Some(log) = log_files {
+        println!("message log: segment files in {}", log.display());
+    }
     if generated {
         print_walkthrough(&secret, &app, &data_dir, local);
     }

@@ -75,7 +75,7 @@ async fn two_processes_share_one_data_directory_with_the_log_in_the_sqlite_file(
 #[tokio::test]
 async fn a_second_process_on_the_default_log_files_is_refused_with_the_reason() {
     let dir = tempfile::TempDir::new().unwrap();
-    let _first = TestServer::start_in(dir.path(), &[]);
+    let _first = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "files")]);
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_message-queue"))
         .env("MESSAGE_QUEUE_PORT", "0")
         .env("MESSAGE_QUEUE_DATA_DIR", dir.path())
@@ -97,7 +97,7 @@ async fn messages_kept_in_the_sqlite_file_move_to_the_log_files_on_upgrade() {
     }
     before.terminate();
 
-    let after = TestServer::start_in(dir.path(), &[]);
+    let after = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "files")]);
     for (id, i) in &ids {
         let (status, body) = after.get(&format!("/message-queue/messages/{id}")).await;
         assert_eq!(status, StatusCode::OK, "{id}: {body}");

@@ -55,6 +55,7 @@ impl TestServer {
             .env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
             .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("MESSAGE_QUEUE_LOG", crate::LOG)
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())

@@ -3,23 +3,8 @@
 
 #![allow(unreachable_pub)]
 
-mod admin;
-mod auth;
-mod bad_input;
-mod callbacks;
-mod cli;
-mod connections;
-mod consume;
-mod consumers;
-mod dead_letters;
-mod durability;
-mod health;
-mod helpers;
-mod logs;
-mod prometheus;
-mod publish;
-mod push;
-mod receiver;
-mod seeds;
-mod settle;
-mod topics;
+/// Where every test server keeps its message log (`MESSAGE_QUEUE_LOG`): the default here;
+/// `store.rs` runs the same suite with the log in the SQLite file.
+const LOG: &str = "files";
+
+include!("suite.rs");

@@ -1,0 +1,9 @@
+//! The black-box suite again, every test server keeping its message log in the SQLite file
+//! (`MESSAGE_QUEUE_LOG=store`), the layout for several processes sharing one file.
+
+#![allow(unreachable_pub)]
+
+/// Where every test server keeps its message log (`MESSAGE_QUEUE_LOG`).
+const LOG: &str = "store";
+
+include!("suite.rs");

@@ -1,0 +1,22 @@
+// The black-box suite's modules; included by `main.rs` and `store.rs`, each setting `LOG`.
+
+mod admin;
+mod auth;
+mod bad_input;
+mod callbacks;
+mod cli;
+mod connections;
+mod consume;
+mod consumers;
+mod dead_letters;
+mod durability;
+mod health;
+mod helpers;
+mod logs;
+mod prometheus;
+mod publish;
+mod push;
+mod receiver;
+mod seeds;
+mod settle;
+mod topics;
