@@ -18,6 +18,9 @@ use tokio::sync::Mutex;
 use super::{PeerPlan, Workloads, payload, scenario_name};
 use crate::load::{Stats, Step, closed_loop_on, open_loop_on};
 
+/// How its answer compares with the service's, shown beside its figures.
+pub(super) const DURABILITY: &str = "quorum queue: confirmed once on disk, as ours";
+
 pub(super) const NAME: &str = "RabbitMQ";
 
 /// Where the broker is: `RABBITMQ_URL`, or the machine's own server.

@@ -4,13 +4,15 @@
 use crate::figures::{Figures, figure};
 
 const PEERS: [&str; 2] = [super::rabbit::NAME, super::nats::NAME];
+/// Beside each peer's name: how its answer compares with the service's (on disk before it answers).
+const DURABILITY: [&str; 2] = [super::rabbit::DURABILITY, super::nats::DURABILITY];
 
 /// Prints the table (Markdown), then the baseline's figures that price HTTP and the JWT.
 pub(crate) fn print(service: &Figures, peers: &Figures, open_loop: &str) {
     let mut header = "| workload | service |".to_owned();
     let mut rule = "|---|---:|".to_owned();
-    for peer in PEERS {
-        header.push_str(&format!(" {peer} | service ÷ {peer} |"));
+    for (peer, durability) in PEERS.iter().zip(DURABILITY) {
+        header.push_str(&format!(" {peer} ({durability}) | service ÷ {peer} |"));
         rule.push_str("---:|---:|");
     }
     println!("\n{header}\n{rule}");
