@@ -66,13 +66,21 @@ async fn a_push_attempt_line_names_its_queue_subscription_and_message() {
     assert_eq!(status, StatusCode::CREATED, "{sub}");
     let id = server.publish("logged", serde_json::json!({"x": 1})).await;
     receiver.wait_for(1).await;
+    // The line is written once the callback has answered, a moment after it received.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "push attempt");
+        match found {
+            Some(line) => break line,
+            None if std::time::Instant::now() > deadline => panic!("no push attempt line:\n{text}"),
+            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
     server.terminate();
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    let line = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message"] == "push attempt")
-        .unwrap_or_else(|| panic!("no push attempt line:\n{text}"));
     assert_eq!((&line["queue"], &line["message_id"]), (&Value::from("logged"), &Value::from(id)), "{line}");
     assert_eq!(line["subscription"], sub["subscription_id"], "{line}");
 }
