@@ -130,6 +130,8 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
         print_walkthrough(&secret, &app, &data_dir, local);
     }
     tokio::spawn(shared::ops::run_dispatcher(app.service.clone()));
+    tokio::spawn(app.service.clone().run_statistics());
+    let flushing = app.service.clone();
     let service = app.service.clone();
     tokio::spawn(async move {
         loop {
@@ -146,6 +148,9 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
         service.stop();
     };
     let stopped = serve::serve(listener, http::router(app), limits, stop).await;
+    if let Err(e) = flushing.flush_statistics().await {
+        tracing::warn!("the last statistics were not written: {e}");
+    }
     if stopped.all_finished {
         tracing::info!("stopped; {} open connections closed", stopped.open);
     } else {

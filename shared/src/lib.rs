@@ -9,7 +9,6 @@
 //! - [`ports`]: the storage traits every backend implements.
 //! - [`embedded`]: the SQLite backend behind every port (the default; feature `sqlite`).
 //! - [`ops`]: the operations, framework-free.
-//! - [`metrics`]: this process's performance figures.
 //! - [`telemetry`]: counters and histograms through the `metrics` facade (Prometheus locally).
 //! - [`routing`]: routing-key patterns and header matching.
 //! - [`dispatch`]: push delivery to subscription callbacks.
@@ -28,7 +27,6 @@ pub mod domain;
 pub mod embedded;
 pub mod error;
 pub mod http;
-pub mod metrics;
 pub mod ops;
 pub mod ports;
 pub mod routing;

@@ -13,6 +13,7 @@ mod durability;
 mod health;
 mod helpers;
 mod logs;
+mod metrics;
 mod prometheus;
 mod publish;
 mod push;

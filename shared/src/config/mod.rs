@@ -41,6 +41,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_CALLBACK_ALLOW", "none", "non-public networks callbacks may reach, e.g. 127.0.0.1/32,::1"),
     ("MESSAGE_QUEUE_CALLBACK_TIMEOUT", "10s", "how long one push delivery may take"),
     ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
+    ("MESSAGE_QUEUE_STATS_FLUSH", "10s", "how often figures go to the store, where every process reads them"),
     (
         "METRICS_ADDR",
         ":9097",
@@ -101,6 +102,9 @@ pub struct Config {
     /// `MESSAGE_QUEUE_AUTO_PAUSE_AFTER`: a subscription whose callback has failed every attempt
     /// for this long (and at least 5 times) is paused (default 1h).
     pub auto_pause_after_ms: u64,
+    /// `MESSAGE_QUEUE_STATS_FLUSH`: how often this process writes its figures to the store, where
+    /// every process reads them (default 10s).
+    pub stats_flush_ms: u64,
     /// JWT verification settings.
     pub jwt: JwtConfig,
     /// Limits on what clients of the HTTP server may hold.
@@ -195,6 +199,7 @@ impl Config {
             },
             callback_timeout_ms: var("MESSAGE_QUEUE_CALLBACK_TIMEOUT").duration_ms_or(10_000)?,
             auto_pause_after_ms: var("MESSAGE_QUEUE_AUTO_PAUSE_AFTER").duration_ms_or(3_600_000)?,
+            stats_flush_ms: var("MESSAGE_QUEUE_STATS_FLUSH").duration_ms_or(10_000)?,
             jwt: JwtConfig {
                 secret: var("JWT_SECRET").value,
                 issuer: var("JWT_ISSUER").value,
@@ -228,6 +233,7 @@ impl Config {
             ("MESSAGE_QUEUE_HEADER_TIMEOUT", self.limits.header_timeout_ms),
             ("MESSAGE_QUEUE_BODY_TIMEOUT", self.limits.body_timeout_ms),
             ("MESSAGE_QUEUE_MAX_CONNECTIONS", self.limits.max_connections as u64),
+            ("MESSAGE_QUEUE_STATS_FLUSH", self.stats_flush_ms),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return fail(name, "0".into(), "must be above 0");

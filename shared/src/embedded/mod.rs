@@ -3,6 +3,7 @@
 //! through one group-committing writer per process, with `synchronous=FULL`,
 //! so an answered write has been fsync'd. Reads use a small connection pool.
 
+mod buckets;
 mod consumers;
 mod documents;
 mod lease_store;

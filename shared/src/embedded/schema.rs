@@ -115,6 +115,14 @@ CREATE TABLE IF NOT EXISTS consumer_activity (
     last_seen INTEGER NOT NULL,
     PRIMARY KEY (queue_id, grp, consumer)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_buckets (
+    queue_id INTEGER NOT NULL,
+    width_ms INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    figures BLOB NOT NULL,
+    PRIMARY KEY (queue_id, width_ms, start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stats_buckets_by_start ON stats_buckets (start);
 ";
 
 /// Changes to files made by earlier versions, by `user_version`: each runs once, in order.

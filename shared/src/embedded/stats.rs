@@ -48,6 +48,6 @@ impl QueueStats for SqliteStore {
     }
 
     async fn forget_queue(&self, queue: QueueId) -> StoreResult<()> {
-        self.delete_rows(&["counters"], queue, None).await
+        self.delete_rows(&["counters", "stats_buckets"], queue, None).await
     }
 }

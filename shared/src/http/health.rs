@@ -82,11 +82,7 @@ async fn message_queue(State(state): State<AppState>) -> Response {
             "active": h.consumers.active,
             "inactive": h.consumers.total - h.consumers.active,
         },
-        "performance": {
-            "average_publish_time": format_duration_ms(h.performance.average_publish_ms),
-            "average_consume_time": format_duration_ms(h.performance.average_consume_ms),
-            "error_rate": h.error_rate,
-        },
+        "performance": super::metrics::performance_json(&h.performance),
         "last_updated": h.checked_at,
     });
     answer(&h, body)

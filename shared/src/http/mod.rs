@@ -16,6 +16,7 @@ mod extract;
 mod fields;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 mod observe;
 mod params;
 pub mod publish;
@@ -46,7 +47,8 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::routes(&state))
         .merge(consume::routes(&state))
         .merge(consumers::routes(&state))
-        .merge(health::routes(&state));
+        .merge(health::routes(&state))
+        .merge(metrics::routes(&state));
     serve(state, routes)
 }
 
@@ -57,7 +59,7 @@ pub fn serve(state: AppState, routes: Router<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::map_response(error_shape))
-        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(middleware::from_fn(observe::observe))
         .with_state(state)
 }
 

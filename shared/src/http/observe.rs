@@ -11,26 +11,23 @@ use std::{
 };
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, HeaderValue},
     middleware::Next,
     response::Response,
 };
 use tracing::Instrument;
 
-use crate::app::AppState;
-
 pub(super) const REQUEST_ID: &str = "x-request-id";
 /// Longest client request id kept; a longer one is replaced.
 const MAX_ID: usize = 128;
 
-pub(super) async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(super) async fn observe(req: Request, next: Next) -> Response {
     let id = request_id(req.headers());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = req.uri().path());
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
-    state.service.metrics.record_request(status.is_server_error());
     crate::telemetry::answered(status.as_u16(), started.elapsed());
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::debug!(status = status.as_u16(), micros, "answered"));

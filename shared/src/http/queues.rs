@@ -21,7 +21,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::Principal,
-    domain::{DurationInput, format_duration_ms},
+    domain::DurationInput,
     error::{Error, Result},
     ops::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments},
 };
@@ -113,11 +113,7 @@ fn status_json(s: &QueueStatus) -> Value {
             "messages_dead_lettered": s.counters.dead_lettered,
             "messages_expired": s.counters.expired,
         },
-        "performance": {
-            "average_publish_time": format_duration_ms(s.performance.average_publish_ms),
-            "average_consume_time": format_duration_ms(s.performance.average_consume_ms),
-            "throughput_per_second": s.performance.throughput_per_second,
-        },
+        "performance": super::metrics::performance_json(&s.performance),
         "partitions": q.settings.partitions,
         "created_at": q.created_at,
         "last_updated": s.last_updated,

@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::Service;
+use super::{Service, statistics::Op};
 use crate::{
     auth::Principal,
-    domain::{MessageId, QueueName, Timestamp},
+    domain::{Latency, MessageId, QueueName, Timestamp},
     error::{Error, Result},
     ports::{AcquireRequest, GroupRef, Lease, Queue, QueueId, Record},
 };
@@ -67,9 +67,15 @@ pub struct Delivered {
 impl Service {
     /// Leases up to `max` records, waiting up to `wait` for the first; an empty list is not an error.
     pub async fn consume(&self, caller: &Principal, cmd: Consume) -> Result<Vec<Delivered>> {
+        let outcome = self.consume_waiting(caller, &cmd).await;
+        self.record_outcome(Op::Consume, self.known_queue_id(&cmd.queue), &outcome);
+        outcome
+    }
+
+    async fn consume_waiting(&self, caller: &Principal, cmd: &Consume) -> Result<Vec<Delivered>> {
         let queue = self.existing_queue(&cmd.queue).await?;
         super::check_access(caller, &queue)?;
-        let max = self.consumer_allowance(&queue, &cmd).await?;
+        let max = self.consumer_allowance(&queue, cmd).await?;
         let deadline = tokio::time::Instant::now() + cmd.wait;
         let wakeup = self.wakeups.of(queue.id);
         let stopping = self.stopping.wait();
@@ -79,9 +85,9 @@ impl Service {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let started = std::time::Instant::now();
-            let delivered = self.lease_once(&queue, &cmd, max).await?;
+            let delivered = self.lease_once(&queue, cmd, max).await?;
             if !delivered.is_empty() {
-                self.metrics.record_consume(queue.id, started.elapsed());
+                self.record_latency(queue.id, Latency::Consume, started.elapsed());
             }
             let now = tokio::time::Instant::now();
             if !delivered.is_empty() || now >= deadline || self.stopping.is_stopping() {

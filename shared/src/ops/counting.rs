@@ -4,6 +4,7 @@
 
 use super::Service;
 use crate::{
+    domain::Count,
     error::Result,
     ports::{
         AcquireRequest, Acquired, CounterDelta, Delivery, DropCause, QueueId, SettleRefusal, SettleRequest, Settlement,
@@ -47,6 +48,11 @@ impl Service {
     async fn count(&self, queue: QueueId, delta: CounterDelta) {
         let name = || self.queues.get_by_id(queue).map_or_else(|| queue.to_string(), |q| q.name.to_string());
         crate::telemetry::counted(queue, name, &delta);
+        self.record(queue, |f| {
+            for (count, by) in figure_counts(&delta) {
+                f.change(count, by);
+            }
+        });
         if let Err(e) = self.stats.add(queue, &delta).await {
             tracing::warn!(queue = %name(), "a counter was not written: {e}");
         }
@@ -70,4 +76,17 @@ fn settled(settlement: Settlement) -> CounterDelta {
         }
     }
     delta
+}
+
+/// The figures' counts a counter change moves.
+fn figure_counts(d: &CounterDelta) -> [(Count, i64); 7] {
+    [
+        (Count::Consumed, d.consumed),
+        (Count::Redelivered, d.redelivered),
+        (Count::Acknowledged, d.acknowledged),
+        (Count::Rejected, d.rejected),
+        (Count::Requeued, d.requeued),
+        (Count::DeadLettered, d.dead_lettered),
+        (Count::Expired, d.expired),
+    ]
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{ConsumerCount, Service};
-use crate::{domain::Timestamp, metrics::QueuePerformance, ports::BackendInfo};
+use crate::{domain::Timestamp, ports::BackendInfo};
 
 /// Totals of queues or consumers, split by whether they are active.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,8 +47,8 @@ pub struct HealthReport {
     pub queues: QueueCounts,
     pub consumers: QueueCounts,
     pub uptime: Duration,
-    pub performance: QueuePerformance,
-    pub error_rate: f64,
+    /// Every process's figures over the last minutes (empty when the store could not answer).
+    pub performance: super::Window,
     pub checked_at: Timestamp,
 }
 
@@ -81,10 +81,16 @@ impl Service {
     /// Checks every backend (at once) and gathers the counts; never fails, reports instead.
     pub async fn health(&self) -> HealthReport {
         let (log, metadata) = tokio::join!(check(self.log.describe()), check(self.meta.describe()));
-        let per_queue = if metadata.up() { self.consumer_counts().await.unwrap_or_default() } else { Vec::new() };
+        let metadata_up = metadata.up();
+        let now = self.now();
+        let (per_queue, performance) = if metadata_up {
+            (self.consumer_counts().await.unwrap_or_default(), self.recent(None).await.ok())
+        } else {
+            (Vec::new(), None)
+        };
         let (queues, consumers) = counts(&per_queue);
         let failing_subscriptions = per_queue.into_iter().flat_map(|c| c.failing).collect();
-        let now = self.now();
+        let performance = performance.unwrap_or_else(|| super::Window::empty(now));
         HealthReport {
             log,
             metadata,
@@ -92,8 +98,7 @@ impl Service {
             queues,
             consumers,
             uptime: self.started.elapsed(),
-            performance: self.metrics.overall(now),
-            error_rate: self.metrics.error_rate(),
+            performance,
             checked_at: now,
         }
     }

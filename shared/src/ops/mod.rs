@@ -14,8 +14,10 @@ mod push;
 mod queue_cache;
 mod queues;
 mod reading;
+mod report;
 mod screening;
 mod settle;
+mod statistics;
 mod subscriptions;
 mod wakeups;
 
@@ -32,7 +34,9 @@ pub use messages::{MessageStatus, MessageView};
 pub use publish::{Publish, Published};
 pub use push::{PushItem, PushOutcome};
 pub use queues::{ConsumerCount, QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
+pub use report::{MetricsReport, QueueMetrics};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
+pub use statistics::{BUCKET_MS, KEEP_MS, Op, RECENT_MS, ROLL_UPS, WIDEST_MS, Window};
 pub use subscriptions::NewSubscription;
 
 use crate::{
@@ -42,10 +46,9 @@ use crate::{
     config::Config,
     domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
-    metrics::Metrics,
     ports::{
         ConsumerRegistry, LeaseStore, LogSpec, MessageLog, MetadataStore, PushLog, Queue, QueueArguments, QueueId,
-        QueueSettings, QueueStats, RateLimiter,
+        QueueSettings, QueueStats, RateLimiter, Statistics,
     },
 };
 use queue_cache::QueueCache;
@@ -64,10 +67,11 @@ pub struct Service {
     limiter: Arc<dyn RateLimiter>,
     push: Arc<dyn PushLog>,
     stats: Arc<dyn QueueStats>,
+    statistics: Arc<dyn Statistics>,
     clock: Arc<dyn Clock>,
     /// Resolves callback hosts, at subscribe time and at delivery.
     resolver: Arc<dyn Resolve>,
-    pub metrics: Arc<Metrics>,
+    figures: Arc<statistics::Recorder>,
     wakeups: Arc<Wakeups>,
     stopping: Arc<Stopping>,
     queues: Arc<QueueCache>,
@@ -92,13 +96,14 @@ pub struct Backends {
     pub limiter: Arc<dyn RateLimiter>,
     pub push: Arc<dyn PushLog>,
     pub stats: Arc<dyn QueueStats>,
+    pub statistics: Arc<dyn Statistics>,
 }
 
 impl Backends {
     /// Every port served by one store.
     pub fn all<S>(store: Arc<S>) -> Self
     where
-        S: MessageLog + MetadataStore + LeaseStore + ConsumerRegistry + RateLimiter + PushLog + QueueStats,
+        S: MessageLog + MetadataStore + LeaseStore + ConsumerRegistry + RateLimiter + PushLog + QueueStats + Statistics,
     {
         Self {
             log: store.clone(),
@@ -107,7 +112,8 @@ impl Backends {
             registry: store.clone(),
             limiter: store.clone(),
             push: store.clone(),
-            stats: store,
+            stats: store.clone(),
+            statistics: store,
         }
     }
 }
@@ -129,9 +135,10 @@ impl Service {
             limiter: backends.limiter,
             push: backends.push,
             stats: backends.stats,
+            statistics: backends.statistics,
             clock: Arc::new(SystemClock),
             resolver: Arc::new(SystemResolver),
-            metrics: Arc::default(),
+            figures: Arc::default(),
             wakeups: Arc::default(),
             stopping: Arc::default(),
             queues: Arc::default(),

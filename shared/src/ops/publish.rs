@@ -5,10 +5,10 @@ use std::{sync::atomic::Ordering, time::Instant};
 
 use serde_json::{Map, Value};
 
-use super::Service;
+use super::{Service, statistics::Op};
 use crate::{
     auth::Principal,
-    domain::{MessageId, QueueName},
+    domain::{Count, Latency, MessageId, QueueName},
     error::{Error, Result, StoreError},
     ports::{Content, Queue, Record},
 };
@@ -49,6 +49,7 @@ impl Service {
     /// Appends many messages, one transaction per queue; each gets its own outcome, in order.
     pub async fn publish_many(&self, caller: &Principal, cmds: Vec<Publish>) -> Vec<Result<Published>> {
         let started = Instant::now();
+        let names: Vec<QueueName> = cmds.iter().map(|c| c.queue.clone()).collect();
         let mut results: Vec<Option<Result<Published>>> = (0..cmds.len()).map(|_| None).collect();
         let mut by_queue: Vec<QueueShare> = Vec::new();
         for (index, cmd) in cmds.into_iter().enumerate() {
@@ -63,15 +64,26 @@ impl Service {
             }
             self.wakeups.publish(queue.id);
         }
-        let now = self.now();
-        for published in results.iter().flatten().flatten() {
-            self.metrics.record_publish(published.queue.id, started.elapsed(), now);
-            crate::telemetry::produced(&published.queue, started.elapsed());
-        }
-        results
+        let took = started.elapsed();
+        let results: Vec<_> = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::Internal { reason: "lost a publish".into() })))
-            .collect()
+            .collect();
+        for (name, result) in names.iter().zip(&results) {
+            let queue = match result {
+                Ok(published) => {
+                    self.record(published.queue.id, |f| {
+                        f.add(Count::Published, 1);
+                        f.record(Latency::Publish, took);
+                    });
+                    crate::telemetry::produced(&published.queue, took);
+                    Some(published.queue.id)
+                }
+                Err(_) => self.known_queue_id(name),
+            };
+            self.record_outcome(Op::Publish, queue, result);
+        }
+        results
     }
 
     /// Checks one message and finds its queue (slot in `by_queue`), partition and record.

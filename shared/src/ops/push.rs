@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use super::{Service, dead_letter::Unsuccessful, screening::over_limit};
 use crate::{
     dispatch::{self, Attempt, Callbacks},
-    domain::{MessageId, Timestamp},
+    domain::{Count, Latency, MessageId, Timestamp},
     error::{Error, Result},
     ports::{
         AttemptRecord, DropCause, FailureRun, GroupRef, Lease, Queue, Record, SettleRequest, Settlement, Subscription,
@@ -92,6 +92,11 @@ impl Service {
             status = ?attempt.status,
             "push attempt"
         );
+        self.record(item.queue.id, |f| {
+            f.add(Count::PushAttempts, 1);
+            f.add(Count::PushFailures, u64::from(!attempt.delivered()));
+            f.record(Latency::Push, attempt.latency);
+        });
         let run = self.push.record_attempt(&self.attempt_record(item, &group, &attempt)).await?;
         self.pause_if_failing(sub, run).await?;
         let settle = |settlement, reason: Option<&str>| SettleRequest {
@@ -100,7 +105,10 @@ impl Service {
         };
         if attempt.delivered() {
             return Ok(match self.settle_counted(&settle(Settlement::Acknowledge, None)).await? {
-                Ok(_) => PushOutcome::Delivered,
+                Ok(_) => {
+                    self.record_end_to_end(item.queue.id, item.record.published_at, self.now());
+                    PushOutcome::Delivered
+                }
                 Err(_) => PushOutcome::Superseded,
             });
         }

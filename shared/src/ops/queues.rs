@@ -7,7 +7,6 @@ use crate::{
     auth::Principal,
     domain::{QueueName, Timestamp},
     error::{Error, Result, StoreError},
-    metrics::QueuePerformance,
     ports::{GroupPosition, PartitionInfo, Queue, QueueArguments, QueueCounters, QueueSettings},
 };
 
@@ -66,7 +65,8 @@ pub struct QueueStatus {
     pub counters: QueueCounters,
     pub groups: Vec<GroupPosition>,
     pub partitions: Vec<PartitionInfo>,
-    pub performance: QueuePerformance,
+    /// Every process's figures for this queue over the last minutes.
+    pub performance: super::Window,
     /// Latest of the last configuration change and the last publish.
     pub last_updated: Timestamp,
 }
@@ -265,7 +265,7 @@ impl Service {
         Ok(out)
     }
 
-    async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
+    pub(super) async fn status_of(&self, queue: Queue) -> Result<QueueStatus> {
         let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
         let groups = self.leases.groups(queue.id).await?;
@@ -281,7 +281,7 @@ impl Service {
             messages_published: partitions.iter().map(|p| p.end_offset).sum(),
             counters: self.stats.counters(queue.id).await?,
             groups,
-            performance: self.metrics.queue(queue.id, now),
+            performance: self.recent(Some(queue.id)).await?,
             last_updated: last_publish.map_or(queue.updated_at, |t| t.max(queue.updated_at)),
             partitions,
             queue,

@@ -1,10 +1,10 @@
 //! Acknowledge, negative-acknowledge, reject and extend: conditional changes
 //! to one record's state in one group.
 
-use super::{Service, dead_letter::Unsuccessful};
+use super::{Service, dead_letter::Unsuccessful, statistics::Op};
 use crate::{
     auth::Principal,
-    domain::{MessageId, QueueName, Timestamp},
+    domain::{Latency, MessageId, QueueName, Timestamp},
     error::{Error, Result},
     ports::{Delivery, DeliveryState, DropCause, GroupRef, Queue, SettleRefusal, SettleRequest, Settlement},
 };
@@ -72,6 +72,25 @@ pub struct Settled {
 impl Service {
     /// Applies a settlement; a repeated acknowledgement answers the first one's state.
     pub async fn settle(&self, caller: &Principal, cmd: SettleCommand) -> Result<Settled> {
+        let started = std::time::Instant::now();
+        let outcome = self.settle_once(caller, &cmd).await;
+        let op = match cmd.kind {
+            SettleKind::Acknowledge => Op::Acknowledge,
+            SettleKind::Requeue { .. } | SettleKind::Reject { .. } => Op::Reject,
+            SettleKind::Extend { .. } => return outcome,
+        };
+        let queue = match &outcome {
+            Ok(settled) => Some(settled.queue.id),
+            Err(_) => MessageId::parse(&cmd.message_id).and_then(|id| self.queues.get_by_id(id.queue_id)).map(|q| q.id),
+        };
+        self.record_outcome(op, queue, &outcome);
+        if let (Op::Acknowledge, Ok(settled)) = (op, &outcome) {
+            self.record_latency(settled.queue.id, Latency::Acknowledge, started.elapsed());
+        }
+        outcome
+    }
+
+    async fn settle_once(&self, caller: &Principal, cmd: &SettleCommand) -> Result<Settled> {
         let not_found = || Error::MessageNotFound { message_id: cmd.message_id.clone() };
         let id = MessageId::parse(&cmd.message_id).ok_or_else(not_found)?;
         let queue = self.queue_by_id(id.queue_id).await?.ok_or_else(not_found)?;
@@ -179,7 +198,12 @@ impl Service {
     ) -> std::result::Result<Settled, Refused> {
         let request = SettleRequest::new(id, group, settlement, now, receipt.map(|r| r.delivery_count));
         match self.settle_counted(&request).await {
-            Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),
+            Ok(Ok(delivery)) => {
+                if settlement == Settlement::Acknowledge {
+                    self.time_end_to_end(id, now).await;
+                }
+                Ok(Settled { id, queue, delivery, dead_lettered: false, at: now })
+            }
             // Acknowledging again is idempotent: it answers the first acknowledgement.
             Ok(Err(SettleRefusal::Finished(delivery)))
                 if settlement == Settlement::Acknowledge && delivery.state == DeliveryState::Acknowledged =>

@@ -7,6 +7,7 @@
 //! - [`ConsumerRegistry`] and [`RateLimiter`]: registered consumers, their activity and rate limits.
 //! - [`PushLog`]: push attempts and runs of failures.
 //! - [`QueueStats`]: counters of what happened to a queue's messages.
+//! - [`Statistics`]: time buckets of counts and latency histograms, from every process.
 //!
 //! Every decision that depends on time takes `now` from the caller; no backend reads a clock.
 //! Every backend passes the same contract suite (`shared/tests/contract`).
@@ -31,7 +32,7 @@ pub use leases::{
 pub use log::{LogSpec, MessageLog, ReadLimit};
 pub use meta::{MetadataStore, RetryPolicy, Subscription, SubscriptionStatus};
 pub use push::{AttemptRecord, FailureRun, PushLog};
-pub use stats::{CounterDelta, QueueCounters, QueueStats};
+pub use stats::{CounterDelta, NO_QUEUE, QueueCounters, QueueStats, Statistics, StatsBucket};
 
 /// Result of a port call.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,9 +1,11 @@
 //! Counters of what happened to a queue's messages, summed over its groups.
-//! Many writers add to them; a backend may spread or batch the additions.
+//! Many writers add to them; a backend may spread or batch the additions. Time buckets of
+//! counts and latency histograms ([`Statistics`]) answer for any range.
 
 use async_trait::async_trait;
 
 use super::{QueueId, StoreResult};
+use crate::domain::{Figures, Timestamp};
 
 /// A queue's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,4 +78,30 @@ pub trait QueueStats: Send + Sync + 'static {
     async fn counters(&self, queue: QueueId) -> StoreResult<QueueCounters>;
     /// Drops a queue's counters.
     async fn forget_queue(&self, queue: QueueId) -> StoreResult<()>;
+}
+
+/// Figures of one queue in one time bucket `[start, start + width)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsBucket {
+    pub queue: QueueId,
+    pub start: Timestamp,
+    pub width_ms: u64,
+    pub figures: Figures,
+}
+
+/// Figures of operations whose queue is not known (a publish to a queue that does not exist).
+pub const NO_QUEUE: QueueId = 0;
+
+/// Time buckets of figures, flushed by every process and merged per range by whoever reads.
+#[async_trait]
+pub trait Statistics: Send + Sync + 'static {
+    /// Adds each bucket's figures to the stored bucket of the same queue, start and width.
+    async fn merge_buckets(&self, buckets: Vec<StatsBucket>) -> StoreResult<()>;
+    /// Buckets that start in `[from, to)`, of one queue or of all.
+    async fn buckets(&self, queue: Option<QueueId>, from: Timestamp, to: Timestamp) -> StoreResult<Vec<StatsBucket>>;
+    /// Merges buckets of `width_ms` that start before `before` into buckets of `into_ms`;
+    /// answers how many were merged away.
+    async fn roll_up(&self, width_ms: u64, into_ms: u64, before: Timestamp) -> StoreResult<u64>;
+    /// Removes buckets that start before `before`; answers how many.
+    async fn expire_buckets(&self, before: Timestamp) -> StoreResult<u64>;
 }

@@ -62,6 +62,9 @@ macro_rules! every_scenario {
                 push::attempts_are_kept_and_failures_run_until_a_success,
                 stats::counters_add_up_per_queue,
                 stats::concurrent_additions_are_all_kept,
+                stats::buckets_merge_by_adding_and_read_back_by_range,
+                stats::concurrent_flushes_of_one_bucket_are_all_kept,
+                stats::roll_up_merges_old_buckets_and_expiry_removes_them,
             ]
         );
     };
