@@ -217,3 +217,40 @@ fn queue<'a>(report: &'a Value, name: &str) -> &'a Value {
         .and_then(|all| all.iter().find(|q| q["queue"] == name))
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
+
+#[tokio::test]
+async fn queue_status_and_topic_info_show_each_groups_lag_and_the_oldest_age() {
+    let server = TestServer::start().await;
+    for i in 0..3 {
+        server.publish("lagging", json!({"n": i})).await;
+    }
+    let (_, idle) = server.get("/message-queue/queues/lagging").await;
+    assert_eq!(idle["groups"], json!([]), "{idle}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // `slow` leases one of three; `done` takes all three and acknowledges them.
+    assert_eq!(consume(&server, "lagging", "slow", "c", json!({"max_messages": 1})).await.len(), 1);
+    for id in ids(&consume(&server, "lagging", "done", "c", json!({})).await) {
+        assert_eq!(spec(&server, &id, "acknowledge", json!({"group_id": "done"})).await.0, StatusCode::OK);
+    }
+    let (status, queue) = server.get("/message-queue/queues/lagging").await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    let groups = queue["groups"].as_array().unwrap();
+    let group = |name: &str| groups.iter().find(|g| g["group"] == name).unwrap_or_else(|| panic!("{queue}"));
+    super::consume::assert_fields(group("slow"), json!({"kind": "consumer_group", "lag": 3, "leased": 1}));
+    super::consume::assert_fields(group("done"), json!({"lag": 0, "leased": 0, "lag_seconds": 0.0}));
+    let slow_age = group("slow")["lag_seconds"].as_f64().unwrap();
+    assert!((1.2..30.0).contains(&slow_age), "{queue}");
+    assert_eq!(queue["oldest_unacknowledged_age_seconds"], group("slow")["lag_seconds"], "{queue}");
+    assert_eq!(queue["statistics"]["window"]["from"], queue["created_at"], "{queue}");
+    let (status, topic) = server.get("/api/v1/topics/lagging").await;
+    assert_eq!(status, StatusCode::OK, "{topic}");
+    let lags: Vec<(&str, u64)> = topic["consumer_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["lag"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lags, [("done", 0), ("slow", 3)], "{topic}");
+    assert_eq!(topic["statistics"]["messages_acknowledged"], 3, "{topic}");
+    assert_eq!(topic["performance"]["publish_count"], 3, "{topic}");
+}

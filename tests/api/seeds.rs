@@ -185,7 +185,13 @@ async fn spec002_create_topic_example_makes_a_three_partition_topic() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, topic) = server.get("/api/v1/topics/user-events").await;
     assert_eq!(status, StatusCode::OK, "{topic}");
-    assert_eq!(topic, body);
+    // The same topic, but for the windows its figures cover, which end when they are read.
+    let without_windows = |mut v: Value| {
+        v["performance"]["window"].take();
+        v["statistics"]["window"]["to"].take();
+        v
+    };
+    assert_eq!(without_windows(topic.clone()), without_windows(body.clone()));
     assert_eq!(topic["name"], "user-events");
     assert_eq!(topic["partitions"], 3);
     assert_eq!(topic["replication"], 3);

@@ -151,27 +151,31 @@ pub(super) fn groups(conn: &Connection, queue: QueueId) -> StoreResult<Vec<Group
                 (SELECT COUNT(*) FROM deliveries d WHERE d.queue_id = o.queue_id AND d.grp = o.grp
                  AND d.partition = o.partition AND d.state = 'leased'),
                 (SELECT COUNT(*) FROM deliveries d WHERE d.queue_id = o.queue_id AND d.grp = o.grp
-                 AND d.partition = o.partition AND d.state = 'available')
+                 AND d.partition = o.partition AND d.state = 'available'),
+                (SELECT MIN(offset) FROM deliveries d WHERE d.queue_id = o.queue_id AND d.grp = o.grp
+                 AND d.partition = o.partition AND d.state IN ('leased', 'available'))
              FROM group_offsets o WHERE queue_id = ?1 ORDER BY grp, partition",
         )
         .map_err(backend)?;
     let rows = stmt
         .query_map([queue], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, u64>(3)?, r.get::<_, u64>(4)?))
+            let counts = (r.get::<_, u64>(3)?, r.get::<_, u64>(4)?, r.get::<_, Option<u64>>(5)?);
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u64>(2)?, counts))
         })
         .map_err(backend)?;
     let mut out: Vec<GroupPosition> = Vec::new();
     for row in rows {
-        let (key, partition, fetch, leased, available) = row.map_err(backend)?;
+        let (key, partition, fetch, (leased, available, oldest)) = row.map_err(backend)?;
         let Some(group) = GroupRef::from_key(&key) else { continue };
-        match out.last_mut() {
-            Some(g) if g.group == group => {
-                g.fetch_offsets.push((partition, fetch));
-                g.leased += leased;
-                g.available += available;
-            }
-            _ => out.push(GroupPosition { group, fetch_offsets: vec![(partition, fetch)], leased, available }),
+        if out.last().is_none_or(|g| g.group != group) {
+            let empty = GroupPosition { group, fetch_offsets: vec![], leased: 0, available: 0, oldest_open: vec![] };
+            out.push(empty);
         }
+        let Some(g) = out.last_mut() else { continue };
+        g.fetch_offsets.push((partition, fetch));
+        g.leased += leased;
+        g.available += available;
+        g.oldest_open.extend(oldest.map(|offset| (partition, offset)));
     }
     Ok(out)
 }

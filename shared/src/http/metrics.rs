@@ -113,6 +113,8 @@ fn queue_json(q: &QueueMetrics) -> Value {
         "average_publish_time": ms(f.distribution(Latency::Publish).mean_ms),
         "average_consume_time": ms(f.distribution(Latency::Consume).mean_ms),
         "throughput_per_second": q.window.throughput_per_second(),
+        "oldest_unacknowledged_age_seconds": q.status.oldest_unfinished_seconds(),
+        "groups": super::queues::groups_json(&q.status),
     });
     out["performance"] = performance_json(&q.window);
     out

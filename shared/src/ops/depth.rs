@@ -5,9 +5,9 @@
 
 use super::Service;
 use crate::{
-    domain::Timestamp,
+    domain::{MessageId, Timestamp},
     error::{Error, Result},
-    ports::{GroupPosition, PartitionInfo, Queue, ReadLimit},
+    ports::{GroupPosition, GroupRef, PartitionInfo, Queue, ReadLimit},
 };
 
 /// Head records read per partition, at most, looking for the first live one.
@@ -15,7 +15,51 @@ const HEAD_SCAN: u64 = 1024;
 /// Sizes of the successive head reads: most heads are live, and one record tells.
 const HEAD_READS: [u32; 4] = [1, 15, 112, 896];
 
+/// How far a delivery group is behind: messages it has not finished, and the publish time of
+/// the oldest of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupLag {
+    /// `None` for the queue's own backlog while no group consumes.
+    pub group: Option<GroupRef>,
+    /// Not yet reached (live ones), leased, or waiting to be delivered again.
+    pub messages: u64,
+    pub leased: u64,
+    pub oldest: Option<Timestamp>,
+}
+
+impl GroupLag {
+    /// Seconds since the oldest unfinished message was published (0 when there is none).
+    pub fn seconds(&self, now: Timestamp) -> f64 {
+        self.oldest.map_or(0.0, |t| (now.0 - t.0).max(0) as f64 / 1000.0)
+    }
+}
+
 impl Service {
+    /// Each group's lag; the queue's own backlog (every live message) when no group consumes.
+    pub(super) async fn lags(
+        &self,
+        queue: &Queue,
+        partitions: &[PartitionInfo],
+        groups: &[GroupPosition],
+        now: Timestamp,
+    ) -> Result<Vec<GroupLag>> {
+        if groups.is_empty() {
+            let (messages, oldest) = self.unread(queue, partitions, &[], now).await?;
+            return Ok(vec![GroupLag { group: None, messages, leased: 0, oldest }]);
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let (unread, mut oldest) = self.unread(queue, partitions, &g.fetch_offsets, now).await?;
+            for (partition, offset) in &g.oldest_open {
+                let open = self.published_at(queue, *partition, *offset).await?;
+                oldest = earliest(oldest, open);
+            }
+            let messages = unread + g.leased + g.available;
+            out.push(GroupLag { group: Some(g.group.clone()), messages, leased: g.leased, oldest });
+        }
+        Ok(out)
+    }
+
     /// Messages not yet finished by the slowest group, and how many of those are leased;
     /// every retained message when no group consumes.
     pub(super) async fn depth(
@@ -25,52 +69,52 @@ impl Service {
         groups: &[GroupPosition],
         now: Timestamp,
     ) -> Result<(u64, u64)> {
-        if groups.is_empty() {
-            return Ok((self.unread(queue, partitions, &[], now).await?, 0));
-        }
-        let mut deepest = (0, 0);
-        for g in groups {
-            let backlog = self.unread(queue, partitions, &g.fetch_offsets, now).await? + g.leased + g.available;
-            if backlog >= deepest.0 {
-                deepest = (backlog, g.leased);
-            }
-        }
-        Ok(deepest)
+        Ok(deepest(&self.lags(queue, partitions, groups, now).await?))
     }
 
-    /// Live records a group has not reached yet: each partition from its fetch offset (from the
-    /// start where it has none), less the expired records at that head.
+    /// Live records a group has not reached yet, and the publish time of the first of them:
+    /// each partition from its fetch offset (from the start where it has none), less the
+    /// expired records at that head.
     async fn unread(
         &self,
         queue: &Queue,
         partitions: &[PartitionInfo],
         fetch: &[(u32, u64)],
         now: Timestamp,
-    ) -> Result<u64> {
-        let mut total = 0;
+    ) -> Result<(u64, Option<Timestamp>)> {
+        let (mut total, mut oldest) = (0, None);
         for p in partitions {
             let from = fetch_from(fetch, p.partition);
             let retained = p.retained_from(from);
             if retained > 0 {
-                total += retained - self.expired_at_head(queue, p, from.max(p.start_offset), now).await?;
+                let head = self.live_head(queue, p, from.max(p.start_offset), now).await?;
+                total += retained - head.expired;
+                oldest = earliest(oldest, head.first_live);
             }
         }
-        Ok(total)
+        Ok((total, oldest))
     }
 
-    /// Expired records in a row from `from` on, reading at most [`HEAD_SCAN`].
-    async fn expired_at_head(&self, queue: &Queue, p: &PartitionInfo, from: u64, now: Timestamp) -> Result<u64> {
-        let mut expired = 0;
+    /// Expired records in a row from `from` on (reading at most [`HEAD_SCAN`]), and the publish
+    /// time of the first live one.
+    async fn live_head(&self, queue: &Queue, p: &PartitionInfo, from: u64, now: Timestamp) -> Result<Head> {
+        let mut head = Head { expired: 0, first_live: None };
         for records in HEAD_READS {
             let limit = ReadLimit { records, bytes: 1 << 20 };
-            let read = self.log.read_range(queue.id, p.partition, from + expired, limit).await?;
+            let read = self.log.read_range(queue.id, p.partition, from + head.expired, limit).await?;
             let live = read.iter().position(|(_, r)| r.expires_at() > now);
-            expired += live.unwrap_or(read.len()) as u64;
-            if live.is_some() || read.is_empty() || expired >= HEAD_SCAN {
+            head.expired += live.unwrap_or(read.len()) as u64;
+            head.first_live = live.map(|i| read[i].1.published_at);
+            if live.is_some() || read.is_empty() || head.expired >= HEAD_SCAN {
                 break;
             }
         }
-        Ok(expired)
+        Ok(head)
+    }
+
+    async fn published_at(&self, queue: &Queue, partition: u32, offset: u64) -> Result<Option<Timestamp>> {
+        let record = self.log.read(MessageId { queue_id: queue.id, partition, offset }).await?;
+        Ok(record.map(|r| r.published_at))
     }
 
     /// Refuses `adding` messages to a queue they would take past `x-max-length` (RabbitMQ's
@@ -93,6 +137,23 @@ impl Service {
             return Err(Error::QueueFull { queue: queue.name.to_string(), max_length: max, message_count });
         }
         Ok(())
+    }
+}
+
+struct Head {
+    expired: u64,
+    first_live: Option<Timestamp>,
+}
+
+/// The backlog of the slowest group, and how many of its messages are leased.
+pub(super) fn deepest(lags: &[GroupLag]) -> (u64, u64) {
+    lags.iter().fold((0, 0), |deepest, l| if l.messages >= deepest.0 { (l.messages, l.leased) } else { deepest })
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -28,6 +28,7 @@ use std::{
 
 pub use consume::{Consume, Delivered};
 pub use consumers::Registration;
+pub use depth::GroupLag;
 pub use dispatch::run_dispatcher;
 pub use health::{BackendCheck, HealthReport, QueueCounts};
 pub use messages::{MessageStatus, MessageView};

@@ -64,6 +64,10 @@ pub struct QueueStatus {
     pub messages_published: u64,
     pub counters: QueueCounters,
     pub groups: Vec<GroupPosition>,
+    /// Each group's lag (the queue's own backlog while no group consumes).
+    pub lags: Vec<super::GroupLag>,
+    /// When the counts and lags were taken.
+    pub measured_at: Timestamp,
     pub partitions: Vec<PartitionInfo>,
     /// Every process's figures for this queue over the last minutes.
     pub performance: super::Window,
@@ -75,6 +79,11 @@ impl QueueStatus {
     /// `active` while a consumer or subscription is attached, else `idle`.
     pub fn state(&self) -> &'static str {
         if self.consumer_count > 0 { "active" } else { "idle" }
+    }
+
+    /// Seconds since the oldest message some group has not finished was published.
+    pub fn oldest_unfinished_seconds(&self) -> f64 {
+        self.lags.iter().map(|l| l.seconds(self.measured_at)).fold(0.0, f64::max)
     }
 }
 
@@ -269,7 +278,8 @@ impl Service {
         let now = self.now();
         let partitions = every_partition(queue.settings.partitions, self.log.partitions(queue.id).await?);
         let groups = self.leases.groups(queue.id).await?;
-        let (message_count, unacknowledged) = self.depth(&queue, &partitions, &groups, now).await?;
+        let lags = self.lags(&queue, &partitions, &groups, now).await?;
+        let (message_count, unacknowledged) = super::depth::deepest(&lags);
         let since = Timestamp(now.0 - ACTIVE_WINDOW_MS);
         let subscriptions = self.meta.subscriptions(Some(queue.id)).await?.len() as u64;
         let consumers = self.registry.active_consumers(queue.id, queue.name.as_str(), since).await?;
@@ -281,6 +291,8 @@ impl Service {
             messages_published: partitions.iter().map(|p| p.end_offset).sum(),
             counters: self.stats.counters(queue.id).await?,
             groups,
+            lags,
+            measured_at: now,
             performance: self.recent(Some(queue.id)).await?,
             last_updated: last_publish.map_or(queue.updated_at, |t| t.max(queue.updated_at)),
             partitions,

@@ -238,6 +238,8 @@ pub struct GroupPosition {
     pub fetch_offsets: Vec<(u32, u64)>,
     pub leased: u64,
     pub available: u64,
+    /// Lowest offset leased or available (delivered, not finished), per partition that has one.
+    pub oldest_open: Vec<(u32, u64)>,
 }
 
 /// Leases and settlements of delivery groups.
