@@ -3,6 +3,8 @@
 
 mod exposition;
 mod lingering;
+#[cfg(feature = "profiling")]
+mod profiling;
 mod serve;
 
 use std::{path::Path, process::ExitCode, time::Duration};
@@ -104,7 +106,7 @@ fn usable_dir(dir: &Path) -> std::io::Result<()> {
 async fn run(config: Config, secret: String, generated: bool) -> Result<(), String> {
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (data_dir, limits, store) = (config.data_dir.clone(), config.limits, config.store.to_string());
-    let metrics_addr = config.metrics_addr;
+    let (metrics_addr, pprof_addr) = (config.metrics_addr, config.pprof_addr);
     let log_files = match (&config.store, config.log_place) {
         (shared::config::StoreUrl::Sqlite(path), LogPlace::Files) => Some(LogPlace::files_beside(path)),
         _ => None,
@@ -119,6 +121,9 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
         let local = metrics.local_addr().map_err(|e| e.to_string())?;
         println!("metrics on http://{local}/metrics");
         tokio::spawn(exposition::serve(metrics, app.service.clone(), handle));
+    }
+    if let Some(pprof_addr) = pprof_addr {
+        serve_profiles(pprof_addr).await?;
     }
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
@@ -156,6 +161,23 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
     } else {
         tracing::warn!("stopped; some of {} open connections had not finished", stopped.open);
     }
+    Ok(())
+}
+
+/// Serves CPU profiles on `addr` (see `profiling`).
+#[cfg(feature = "profiling")]
+async fn serve_profiles(addr: std::net::SocketAddr) -> Result<(), String> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (PPROF_ADDR): {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("profiles on http://{local}/debug/pprof/profile");
+    tokio::spawn(profiling::serve(listener));
+    Ok(())
+}
+
+#[cfg(not(feature = "profiling"))]
+async fn serve_profiles(_: std::net::SocketAddr) -> Result<(), String> {
+    tracing::info!("built without the profiling feature: PPROF_ADDR serves nothing");
     Ok(())
 }
 

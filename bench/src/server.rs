@@ -34,6 +34,7 @@ impl Server {
         cmd.env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
             .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("PPROF_ADDR", "off")
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied());

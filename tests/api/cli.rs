@@ -17,6 +17,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, bool) {
         .env_remove("JWT_SECRET")
         .env("MESSAGE_QUEUE_PORT", "0")
         .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("PPROF_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
         .output()
         .expect("the binary runs");

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub base: String,
     /// The Prometheus exposition (`http://host:port/metrics`), when the server serves one.
     pub metrics: Option<String>,
+    /// The CPU profile endpoint (`http://host:port/debug/pprof/profile`), when the server serves one.
+    pub pprof: Option<String>,
     pub client: reqwest::Client,
     pub token: String,
     _dir: Option<TempDir>,
@@ -55,6 +57,7 @@ impl TestServer {
             .env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
             .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("PPROF_ADDR", "127.0.0.1:0")
             .env("MESSAGE_QUEUE_LOG", crate::LOG)
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
@@ -67,17 +70,20 @@ impl TestServer {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for (kind, marker) in [("http", "listening on http://"), ("metrics", "metrics on http://")] {
+                let markers =
+                    [("http", "listening on http://"), ("metrics", "metrics on http://"), ("pprof", "profiles on http://")];
+                for (kind, marker) in markers {
                     if let Some(addr) = line.split(marker).nth(1) {
                         let _ = tx.send((kind, addr.trim().to_owned()));
                     }
                 }
             }
         });
-        let mut metrics = None;
+        let (mut metrics, mut pprof) = (None, None);
         let addr = loop {
             match rx.recv_timeout(Duration::from_secs(20)).expect("the server reports its address") {
                 ("metrics", url) => metrics = Some(format!("http://{url}")),
+                ("pprof", url) => pprof = Some(format!("http://{url}")),
                 (_, addr) => break addr,
             }
         };
@@ -86,6 +92,7 @@ impl TestServer {
             child: Mutex::new(child),
             base: format!("http://{addr}"),
             metrics,
+            pprof,
             client,
             token: token("test-user"),
             _dir: None,

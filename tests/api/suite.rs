@@ -14,6 +14,8 @@ mod health;
 mod helpers;
 mod logs;
 mod metrics;
+#[cfg(feature = "profiling")]
+mod profiling;
 mod prometheus;
 mod publish;
 mod push;

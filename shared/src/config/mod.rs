@@ -43,6 +43,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
     ("MESSAGE_QUEUE_STATS_FLUSH", "10s", "how often figures go to the store, where every process reads them"),
     (
+        "PPROF_ADDR",
+        ":6067",
+        "CPU profiles at /debug/pprof/profile (pprof format); a bare :port binds 127.0.0.1 only; off disables it",
+    ),
+    (
         "METRICS_ADDR",
         ":9097",
         "Prometheus exposition at /metrics on its own listener; a bare :port binds MESSAGE_QUEUE_HOST; off disables it",
@@ -78,6 +83,9 @@ pub struct Config {
     pub store: StoreUrl,
     /// `METRICS_ADDR`: where the Prometheus exposition listens (default `:9097`, on `host`); `None`: off.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `PPROF_ADDR`: where CPU profiles are served (default `:6067`, a bare port on loopback
+    /// whatever `MESSAGE_QUEUE_HOST` says); `None`: off.
+    pub pprof_addr: Option<std::net::SocketAddr>,
     /// `LOG_FORMAT`: `text` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// `MESSAGE_QUEUE_LOG`: where a SQLite store keeps its message log (default: segment files).
@@ -157,20 +165,10 @@ impl Config {
             },
             data_dir,
             metrics_addr: {
-                let v = var("METRICS_ADDR");
                 let host: IpAddr = var("MESSAGE_QUEUE_HOST").parse_or("127.0.0.1".parse().expect("literal"))?;
-                match v.value.as_deref() {
-                    Some("off") => None,
-                    given => {
-                        let text = given.unwrap_or(":9097");
-                        let parsed = match text.strip_prefix(':') {
-                            Some(port) => port.parse::<u16>().map(|p| std::net::SocketAddr::new(host, p)).ok(),
-                            None => text.parse().ok(),
-                        };
-                        Some(parsed.ok_or_else(|| v.error(text, "must be :port, host:port or off".into()))?)
-                    }
-                }
+                var("METRICS_ADDR").listen_addr(":9097", host)?
             },
+            pprof_addr: var("PPROF_ADDR").listen_addr(":6067", "127.0.0.1".parse().expect("literal"))?,
             log_format: {
                 let v = var("LOG_FORMAT");
                 match v.value.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -262,6 +260,19 @@ struct Var {
 }
 
 impl Var {
+    /// `:port` (on `host`), `host:port`, or `off` (`None`).
+    fn listen_addr(self, default: &str, host: IpAddr) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let text = match self.value.as_deref() {
+            Some("off") => return Ok(None),
+            given => given.unwrap_or(default),
+        };
+        let parsed = match text.strip_prefix(':') {
+            Some(port) => port.parse::<u16>().map(|p| std::net::SocketAddr::new(host, p)).ok(),
+            None => text.parse().ok(),
+        };
+        parsed.map(Some).ok_or_else(|| self.error(text, "must be :port, host:port or off".into()))
+    }
+
     fn parse_or<T: std::str::FromStr>(self, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
