@@ -185,6 +185,7 @@ fn print_walkthrough(secret: &str, app: &App, data_dir: &Path, addr: std::net::S
     let token = auth::issue_token(secret, &app.service.config.jwt, "local-user", TOKEN_TTL_SECS);
     println!("\nNo JWT_SECRET set: using the one kept in {}.", data_dir.join("jwt-secret").display());
     println!("A token valid for 30 days (or run `message-queue token`):\n\n  export TOKEN={token}\n");
+    println!("Dashboard: http://{addr}/dashboard#token={token}\n");
     println!(
         "Try:\n  curl -s -X POST http://{addr}/message-queue/publish -H 'Content-Type: application/json' \
          -H \"Authorization: Bearer $TOKEN\" -d '{{\"queue\":\"delivery.events\",\"message\":{{\"hello\":\"world\"}}}}'\n"

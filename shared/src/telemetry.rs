@@ -11,7 +11,10 @@ use std::{
 
 use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
-use crate::ports::{CounterDelta, Queue, QueueId};
+use crate::{
+    domain::{Latency, Op},
+    ports::{CounterDelta, Queue, QueueId},
+};
 
 pub const PRODUCED: &str = "message_queue_messages_produced_total";
 pub const CONSUMED: &str = "message_queue_messages_consumed_total";
@@ -23,6 +26,16 @@ pub const EXPIRED: &str = "message_queue_messages_expired_total";
 pub const ACTIVE_CONSUMERS: &str = "message_queue_active_consumers";
 pub const PROCESSING_LATENCY: &str = "message_queue_processing_latency_seconds";
 pub const PUBLISH_LATENCY: &str = "message_queue_publish_latency_seconds";
+pub const PUSH_ATTEMPTS: &str = "message_queue_push_attempts_total";
+pub const OPERATIONS: &str = "message_queue_operations_total";
+/// Each [`Latency`]'s histogram, by its position.
+pub const LATENCIES: [&str; Latency::ALL.len()] = [
+    PUBLISH_LATENCY,
+    "message_queue_consume_latency_seconds",
+    "message_queue_acknowledge_latency_seconds",
+    "message_queue_push_latency_seconds",
+    "message_queue_end_to_end_latency_seconds",
+];
 pub const REQUESTS: &str = "message_queue_http_requests_total";
 
 /// Upper bounds of the latency histograms' buckets, in seconds (100 µs to 10 s).
@@ -40,7 +53,21 @@ pub fn describe() {
     describe_counter!(EXPIRED, "Messages dropped past their TTL, per queue");
     describe_gauge!(ACTIVE_CONSUMERS, "Push subscriptions plus consumers seen in the last minute, per queue");
     describe_histogram!(PROCESSING_LATENCY, metrics::Unit::Seconds, "Time from a request's arrival to its answer");
-    describe_histogram!(PUBLISH_LATENCY, metrics::Unit::Seconds, "Time to make a publish durable, per queue");
+    let timed = [
+        "Time to make a publish durable, per queue",
+        "Time a consume call took to lease messages (long-poll waiting left out), per queue",
+        "Time to apply an acknowledgement, per queue",
+        "Time of one push attempt, request to answer, per queue",
+        "Time from publish to acknowledgement, per queue",
+    ];
+    for (name, help) in LATENCIES.iter().zip(timed) {
+        describe_histogram!(*name, metrics::Unit::Seconds, help);
+    }
+    describe_counter!(PUSH_ATTEMPTS, "Push attempts, per queue and outcome (delivered, failed)");
+    describe_counter!(
+        OPERATIONS,
+        "Publish, consume, acknowledge and reject calls, by outcome (ok, client_error, server_error)"
+    );
     describe_counter!(REQUESTS, "Requests answered, by status class (2xx, 4xx, 5xx)");
 }
 
@@ -50,8 +77,8 @@ pub fn describe() {
 #[derive(Debug, Default)]
 struct QueueHandles {
     name: String,
-    publish_latency: OnceLock<Histogram>,
-    /// Counters by metric and `reason` label.
+    latencies: [OnceLock<Histogram>; Latency::ALL.len()],
+    /// Counters by metric and label.
     counters: [OnceLock<Counter>; COUNTED.len()],
 }
 
@@ -66,29 +93,39 @@ enum Counted {
     Expired,
     Rejected,
     DeadLettered,
+    PushDelivered,
+    PushFailed,
 }
 
-/// Each [`Counted`]'s metric and `reason` label, by its position.
-const COUNTED: [(&str, Option<&str>); 8] = [
+/// Each [`Counted`]'s metric and label, by its position.
+const COUNTED: [(&str, Option<(&str, &str)>); 10] = [
     (PRODUCED, None),
     (CONSUMED, None),
     (REDELIVERED, None),
     (ACKNOWLEDGED, None),
     (REQUEUED, None),
     (EXPIRED, None),
-    (FAILED, Some("rejected")),
-    (FAILED, Some("dead_lettered")),
+    (FAILED, Some(("reason", "rejected"))),
+    (FAILED, Some(("reason", "dead_lettered"))),
+    (PUSH_ATTEMPTS, Some(("outcome", "delivered"))),
+    (PUSH_ATTEMPTS, Some(("outcome", "failed"))),
 ];
 
 impl QueueHandles {
+    fn time(&self, latency: Latency, took: Duration) {
+        let name = LATENCIES[latency as usize];
+        let histogram = self.latencies[latency as usize].get_or_init(|| histogram!(name, "queue" => self.name.clone()));
+        histogram.record(took.as_secs_f64());
+    }
+
     /// Adds `n` to a counter; a zero leaves the series out until it counts something.
     fn add(&self, which: Counted, n: u64) {
         if n == 0 {
             return;
         }
-        let (metric, reason) = COUNTED[which as usize];
-        let counter = self.counters[which as usize].get_or_init(|| match reason {
-            Some(reason) => counter!(metric, "queue" => self.name.clone(), "reason" => reason),
+        let (metric, label) = COUNTED[which as usize];
+        let counter = self.counters[which as usize].get_or_init(|| match label {
+            Some((key, value)) => counter!(metric, "queue" => self.name.clone(), key => value),
             None => counter!(metric, "queue" => self.name.clone()),
         });
         counter.increment(n);
@@ -110,8 +147,35 @@ fn handles(id: QueueId, name: impl FnOnce() -> String) -> Arc<QueueHandles> {
 pub fn produced(queue: &Queue, took: Duration) {
     let h = handles(queue.id, || queue.name.to_string());
     h.add(Counted::Produced, 1);
-    let latency = h.publish_latency.get_or_init(|| histogram!(PUBLISH_LATENCY, "queue" => h.name.clone()));
-    latency.record(took.as_secs_f64());
+    h.time(Latency::Publish, took);
+}
+
+/// One step timed for a queue; `name` is asked only the first time the queue is seen.
+pub fn timed(queue: QueueId, name: impl FnOnce() -> String, latency: Latency, took: Duration) {
+    handles(queue, name).time(latency, took);
+}
+
+/// One push attempt and whether it delivered.
+pub fn pushed(queue: &Queue, delivered: bool) {
+    let h = handles(queue.id, || queue.name.to_string());
+    h.add(if delivered { Counted::PushDelivered } else { Counted::PushFailed }, 1);
+}
+
+/// One counted call: `None` when it succeeded, else whether the server failed it.
+pub fn operation(op: Op, server_failed: Option<bool>) {
+    static HANDLES: OnceLock<[[Counter; 3]; Op::ALL.len()]> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        Op::ALL.map(|op| {
+            ["ok", "client_error", "server_error"]
+                .map(|outcome| counter!(OPERATIONS, "operation" => op.name(), "outcome" => outcome))
+        })
+    });
+    let outcome = match server_failed {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    handles[op as usize][outcome].increment(1);
 }
 
 /// Leases a consume or a push pass took and kept (those screened out and finished are not counted).

@@ -121,3 +121,29 @@ async fn a_message_past_its_ttl_is_never_delivered_but_dead_lettered_or_dropped(
     }
     assert!(consumed.iter().all(|(_, n)| *n == 0), "nothing was handed out, so nothing was consumed: {consumed:?}");
 }
+
+#[tokio::test]
+async fn a_queues_newest_messages_are_read_without_delivering_them() {
+    let server = TestServer::start().await;
+    let arguments = json!({"partitions": 2});
+    assert_eq!(server.put("/message-queue/queues/peeked", arguments).await.0, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(server.publish("peeked", json!({"n": i})).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (status, peek) = server.get("/message-queue/queues/peeked/messages?limit=3").await;
+    assert_eq!(status, StatusCode::OK, "{peek}");
+    let got: Vec<&str> = peek["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let newest: Vec<&str> = ids.iter().rev().take(3).map(String::as_str).collect();
+    assert_eq!(got, newest, "newest first, across partitions: {peek}");
+    assert_fields(&peek["messages"][0], json!({"message": {"n": 4}, "headers": {}}));
+    // Nothing was delivered: a consumer still gets all five.
+    assert_eq!(consume(&server, "peeked", "g", "c", json!({"max_messages": 10})).await.len(), 5);
+    for bad in ["0", "101"] {
+        let (status, body) = server.get(&format!("/message-queue/queues/peeked/messages?limit={bad}")).await;
+        assert_error(status, &body, 400, "invalid_request");
+    }
+    let (status, body) = server.get("/message-queue/queues/nowhere/messages").await;
+    assert_error(status, &body, 404, "queue_not_found");
+}

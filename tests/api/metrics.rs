@@ -254,3 +254,29 @@ async fn queue_status_and_topic_info_show_each_groups_lag_and_the_oldest_age() {
     assert_eq!(topic["statistics"]["messages_acknowledged"], 3, "{topic}");
     assert_eq!(topic["performance"]["publish_count"], 3, "{topic}");
 }
+
+#[tokio::test]
+async fn an_interval_splits_the_range_into_steps_that_add_up_to_it() {
+    let server = TestServer::start().await;
+    let began = epoch_ms();
+    for i in 0..6 {
+        server.publish("stepped", json!({"n": i})).await;
+    }
+    let range = format!("date_from={}&date_to={}", at(began - 60_000), at(epoch_ms() + 1_000));
+    let (status, report) = server.get(&format!("/message-queue/metrics?{range}&interval=10s")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let series = &queue(&report, "stepped")["series"];
+    assert_eq!(series["interval_seconds"], 10.0, "{series}");
+    let points = series["points"].as_array().unwrap();
+    assert_eq!(points.len(), 7, "61 s in steps of 10 s: {series}");
+    assert_eq!(points.iter().map(|p| p["published"].as_u64().unwrap()).sum::<u64>(), 6, "{series}");
+    assert_eq!(points[0]["from"], report["date_from"], "{series}");
+    let all: u64 = report["series"]["points"].as_array().unwrap().iter().map(|p| p["published"].as_u64().unwrap()).sum();
+    assert_eq!(all, 6, "{report}");
+    let (status, plain) = server.get(&format!("/api/v1/metrics?start_time={}", at(began - 60_000))).await;
+    assert_eq!((status, plain.get("series")), (StatusCode::OK, None), "no interval, no series: {plain}");
+    for bad in ["0s", "1ms", "soon"] {
+        let (status, body) = server.get(&format!("/message-queue/metrics?{range}&interval={bad}")).await;
+        assert_eq!(assert_error(status, &body, 400, "invalid_request")["field"], "interval", "{bad}: {body}");
+    }
+}

@@ -72,6 +72,70 @@ async fn counts_of_spec_002_names_histograms_and_active_consumers_are_exposed() 
         .iter()
         .find(|s| s.metric == "message_queue_http_requests_total" && s.labels.get("class") == Some("2xx"));
     assert!(matches!(requests.map(|s| &s.value), Some(Value::Counter(n)) if *n >= 7.0), "{requests:?}");
+    // Every timed step is a histogram per queue: the acknowledgement (one call of three) and end to end (three).
+    let histogram_count = |metric: &str| match value(&scrape, metric, Some("prom-a")) {
+        Some(Value::Histogram(buckets)) => buckets.iter().find(|b| b.less_than.is_infinite()).map(|b| b.count),
+        other => panic!("{metric} is not a histogram: {other:?}"),
+    };
+    assert_eq!(histogram_count("message_queue_consume_latency_seconds"), Some(1.0));
+    assert_eq!(histogram_count("message_queue_end_to_end_latency_seconds"), Some(3.0));
+    assert_eq!(histogram_count("message_queue_acknowledge_latency_seconds"), Some(3.0));
+    let operation = |op: &str, outcome: &str| {
+        let found = scrape.samples.iter().find(|s| {
+            s.metric == "message_queue_operations_total"
+                && s.labels.get("operation") == Some(op)
+                && s.labels.get("outcome") == Some(outcome)
+        });
+        match found.map(|s| &s.value) {
+            Some(Value::Counter(n)) => *n,
+            other => panic!("{op} {outcome}: {other:?}"),
+        }
+    };
+    assert_eq!((operation("publish", "ok"), operation("consume", "ok")), (5.0, 1.0));
+    assert_eq!(operation("acknowledge", "ok"), 3.0);
+}
+
+#[tokio::test]
+async fn push_attempts_count_by_outcome_and_refused_calls_by_class() {
+    let server = TestServer::start_with(&[("MESSAGE_QUEUE_CALLBACK_ALLOW", "127.0.0.1/32")]).await;
+    let receiver = super::receiver::CallbackReceiver::start(&[(503, None)]).await;
+    let sub = json!({"queue": "prom-push", "callback_url": receiver.url, "retry_policy": {"retry_delay": 10}});
+    assert_eq!(server.post("/message-queue/subscribe", sub).await.0, StatusCode::CREATED);
+    server.publish("prom-push", json!({"i": 1})).await;
+    assert_eq!(receiver.wait_for(2).await.len(), 2);
+    let missing = json!({"topic": "prom-missing", "group_id": "g", "consumer_id": "c"});
+    assert_eq!(server.post("/api/v1/messages/consume", missing).await.0, StatusCode::NOT_FOUND);
+    // The second attempt's outcome is recorded once its answer is read: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let scrape = loop {
+        let scrape = scrape(&server).await;
+        let delivered = scrape.samples.iter().any(|s| {
+            s.metric == "message_queue_push_attempts_total" && s.labels.get("outcome") == Some("delivered")
+        });
+        if delivered || std::time::Instant::now() > deadline {
+            break scrape;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let labelled = |metric: &str, key: &str, value: &str| {
+        let found = scrape.samples.iter().find(|s| s.metric == metric && s.labels.get(key) == Some(value));
+        match found.map(|s| &s.value) {
+            Some(Value::Counter(n)) => *n,
+            other => panic!("{metric}{{{key}={value}}}: {other:?}"),
+        }
+    };
+    assert_eq!(labelled("message_queue_push_attempts_total", "outcome", "failed"), 1.0);
+    assert_eq!(labelled("message_queue_push_attempts_total", "outcome", "delivered"), 1.0);
+    let refused = scrape.samples.iter().find(|s| {
+        s.metric == "message_queue_operations_total"
+            && s.labels.get("operation") == Some("consume")
+            && s.labels.get("outcome") == Some("client_error")
+    });
+    assert!(matches!(refused.map(|s| &s.value), Some(Value::Counter(n)) if *n == 1.0), "{refused:?}");
+    assert!(matches!(
+        value(&scrape, "message_queue_push_latency_seconds", Some("prom-push")),
+        Some(Value::Histogram(_))
+    ));
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod cli;
 mod connections;
 mod consume;
 mod consumers;
+mod dashboard;
 mod dead_letters;
 mod durability;
 mod health;

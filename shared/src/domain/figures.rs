@@ -81,6 +81,40 @@ named!(
     }
 );
 
+/// The operations whose calls and errors are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Publish,
+    Consume,
+    Acknowledge,
+    Reject,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Publish, Op::Consume, Op::Acknowledge, Op::Reject];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Publish => "publish",
+            Op::Consume => "consume",
+            Op::Acknowledge => "acknowledge",
+            Op::Reject => "reject",
+        }
+    }
+
+    /// Its calls, client errors and server errors.
+    pub fn counts(self) -> [Count; 3] {
+        match self {
+            Op::Publish => [Count::PublishCalls, Count::PublishClientErrors, Count::PublishServerErrors],
+            Op::Consume => [Count::ConsumeCalls, Count::ConsumeClientErrors, Count::ConsumeServerErrors],
+            Op::Acknowledge => {
+                [Count::AcknowledgeCalls, Count::AcknowledgeClientErrors, Count::AcknowledgeServerErrors]
+            }
+            Op::Reject => [Count::RejectCalls, Count::RejectClientErrors, Count::RejectServerErrors],
+        }
+    }
+}
+
 /// Counts and latency histograms (microseconds).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {

@@ -7,7 +7,7 @@ mod names;
 mod timestamp;
 
 pub use duration::{DurationInput, format_duration_ms, parse_duration_ns};
-pub use figures::{Count, Distribution, Figures, Latency, RELATIVE_ERROR};
+pub use figures::{Count, Distribution, Figures, Latency, Op, RELATIVE_ERROR};
 pub use message_id::MessageId;
 pub use names::{MAX_QUEUE_NAME, MAX_ROUTING_KEY, QueueName, RoutingKey, RoutingPattern};
 pub use timestamp::Timestamp;

@@ -1,9 +1,14 @@
-//! `GET /message-queue/messages/{message_id}` (spec 000): a message and its state per group.
+//! `GET /message-queue/messages/{message_id}` (spec 000): a message and its state per group; and
+//! `GET /message-queue/queues/{queue_name}/messages`: a queue's newest messages, read without
+//! delivering them (what the dashboard shows of dead-letter queues).
 
 use axum::{Extension, Json, Router, extract::State, middleware, routing::get};
 use serde_json::{Value, json};
 
-use super::{params::Path, require_token};
+use super::{
+    params::{Path, Query},
+    require_token,
+};
 use crate::{
     app::AppState,
     auth::Principal,
@@ -16,6 +21,7 @@ use crate::{
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/message-queue/messages/{message_id}", get(message))
+        .route("/message-queue/queues/{queue_name}/messages", get(latest))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
 }
 
@@ -26,6 +32,37 @@ async fn message(
 ) -> Result<Json<Value>> {
     let view = state.service.message(&caller, &message_id).await?;
     Ok(Json(message_json(&view)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeekQuery {
+    limit: Option<u32>,
+}
+
+async fn latest(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+    Query(q): Query<PeekQuery>,
+) -> Result<Json<Value>> {
+    let name = super::fields::parse_queue("queue_name", &name)?;
+    let (queue, found) = state.service.latest_messages(&caller, &name, q.limit.unwrap_or(10)).await?;
+    let messages: Vec<Value> = found
+        .iter()
+        .map(|(id, r)| {
+            json!({
+                "message_id": id.to_string(),
+                "routing_key": r.routing_key,
+                "message": r.content.to_json(),
+                "headers": r.headers,
+                "published_at": r.published_at,
+                "partition": id.partition,
+                "offset": id.offset,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"queue": queue.name, "total": messages.len(), "messages": messages})))
 }
 
 fn message_json(v: &MessageView) -> Value {

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use super::{fields::parse_queue, params::Query, require_token};
 use crate::{
     app::AppState,
-    domain::{Count, Distribution, Latency, Timestamp, format_duration_ms},
+    domain::{Count, Distribution, Figures, Latency, Op, Timestamp, format_duration_ms, parse_duration_ns},
     error::{Error, Result},
-    ops::{MetricsReport, Op, QueueMetrics, Window},
+    ops::{MetricsReport, QueueMetrics, Window},
 };
 
 /// The metrics routes, behind the bearer token.
@@ -28,6 +28,7 @@ struct MessageQueueQuery {
     queue: Option<String>,
     date_from: Option<String>,
     date_to: Option<String>,
+    interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,22 +37,27 @@ struct ApiV1Query {
     topic: Option<String>,
     start_time: Option<String>,
     end_time: Option<String>,
+    interval: Option<String>,
 }
 
 async fn message_queue(State(state): State<AppState>, Query(q): Query<MessageQueueQuery>) -> Result<Json<Value>> {
-    report(&state, ("queue", q.queue), ("date_from", q.date_from), ("date_to", q.date_to)).await
+    report(&state, ("queue", q.queue), ("date_from", q.date_from), ("date_to", q.date_to), q.interval).await
 }
 
 async fn api_v1(State(state): State<AppState>, Query(q): Query<ApiV1Query>) -> Result<Json<Value>> {
-    report(&state, ("topic", q.topic), ("start_time", q.start_time), ("end_time", q.end_time)).await
+    report(&state, ("topic", q.topic), ("start_time", q.start_time), ("end_time", q.end_time), q.interval).await
 }
 
 type Param = (&'static str, Option<String>);
 
-async fn report(state: &AppState, queue: Param, from: Param, to: Param) -> Result<Json<Value>> {
+async fn report(state: &AppState, queue: Param, from: Param, to: Param, step: Option<String>) -> Result<Json<Value>> {
     let name = queue.1.as_deref().map(|n| parse_queue(queue.0, n)).transpose()?;
     let (from, to) = (instant(from, false)?, instant(to, true)?);
-    let report = state.service.metrics_report(name.as_ref(), from, to).await.map_err(|e| renamed(e, queue.0))?;
+    let step_ms = step
+        .map(|s| parse_duration_ns(&s).map(|ns| ns / 1_000_000).map_err(|e| Error::invalid("interval", e)))
+        .transpose()?;
+    let report =
+        state.service.metrics_report(name.as_ref(), from, to, step_ms).await.map_err(|e| renamed(e, queue.0))?;
     Ok(Json(report_json(&report)))
 }
 
@@ -77,7 +83,7 @@ fn renamed(e: Error, field: &str) -> Error {
 
 fn report_json(r: &MetricsReport) -> Value {
     let consumers: u64 = r.queues.iter().map(|q| q.status.consumer_count).sum();
-    json!({
+    let mut out = json!({
         "overview": {
             "total_queues": r.queues.len(),
             "total_messages": r.all.figures.count(Count::Published),
@@ -85,16 +91,20 @@ fn report_json(r: &MetricsReport) -> Value {
             "average_throughput": r.all.throughput_per_second(),
             "messages_in_queues": r.queues.iter().map(|q| q.status.message_count).sum::<u64>(),
         },
-        "queue_metrics": r.queues.iter().map(queue_json).collect::<Vec<_>>(),
+        "queue_metrics": r.queues.iter().map(|q| queue_json(q, r.step_ms)).collect::<Vec<_>>(),
         "performance": performance_json(&r.all),
         "error_rates": error_rates_json(&r.all),
         "date_from": r.all.from,
         "date_to": r.all.to,
         "generated_at": r.generated_at,
-    })
+    });
+    if let Some(step) = r.step_ms {
+        out["series"] = series_json(&r.series, r.all.from, step);
+    }
+    out
 }
 
-fn queue_json(q: &QueueMetrics) -> Value {
+fn queue_json(q: &QueueMetrics, step_ms: Option<u64>) -> Value {
     let f = &q.window.figures;
     let mut out = json!({
         "queue": q.status.queue.name,
@@ -117,7 +127,27 @@ fn queue_json(q: &QueueMetrics) -> Value {
         "groups": super::queues::groups_json(&q.status),
     });
     out["performance"] = performance_json(&q.window);
+    if let Some(step) = step_ms {
+        out["series"] = series_json(&q.series, q.window.from, step);
+    }
     out
+}
+
+/// The range step by step: each step's start, counts and the percentiles a chart shows.
+fn series_json(steps: &[Figures], from: Timestamp, step_ms: u64) -> Value {
+    let point = |(i, f): (usize, &Figures)| {
+        let mut p = json!({"from": Timestamp(from.0 + (i as u64 * step_ms) as i64)});
+        for count in [Count::Published, Count::Consumed, Count::Acknowledged, Count::Rejected, Count::DeadLettered] {
+            p[count.name()] = f.count(count).into();
+        }
+        for count in [Count::Expired, Count::Requeued, Count::PushAttempts, Count::PushFailures] {
+            p[count.name()] = f.count(count).into();
+        }
+        p["p95_publish_time"] = ms(f.distribution(Latency::Publish).p95_ms).into();
+        p["p95_end_to_end_time"] = ms(f.distribution(Latency::EndToEnd).p95_ms).into();
+        p
+    };
+    json!({"interval_seconds": step_ms as f64 / 1000.0, "points": steps.iter().enumerate().map(point).collect::<Vec<_>>()})
 }
 
 /// Averages and percentiles of each timed step over a window, the window stated.

@@ -11,6 +11,7 @@
 pub mod acknowledge;
 pub mod consume;
 pub mod consumers;
+pub mod dashboard;
 mod error;
 mod extract;
 mod fields;
@@ -48,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(consume::routes(&state))
         .merge(consumers::routes(&state))
         .merge(health::routes(&state))
-        .merge(metrics::routes(&state));
+        .merge(metrics::routes(&state))
+        .merge(dashboard::routes());
     serve(state, routes)
 }
 

@@ -131,6 +131,7 @@ fn subscription_json(sub: &Subscription) -> Value {
         "routing_key": sub.routing_key,
         "callback_url": sub.callback_url.as_str(),
         "status": sub.status.as_str(),
+        "paused_reason": sub.paused_reason,
         "created_at": sub.created_at,
         "retry_policy": {
             "max_retries": sub.retry_policy.max_retries,

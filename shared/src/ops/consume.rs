@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Service, statistics::Op};
+use super::Service;
 use crate::{
     auth::Principal,
-    domain::{Latency, MessageId, QueueName, Timestamp},
+    domain::{Latency, MessageId, Op, QueueName, Timestamp},
     error::{Error, Result},
     ports::{AcquireRequest, GroupRef, Lease, Queue, QueueId, Record},
 };

@@ -46,7 +46,7 @@ impl Service {
     }
 
     async fn count(&self, queue: QueueId, delta: CounterDelta) {
-        let name = || self.queues.get_by_id(queue).map_or_else(|| queue.to_string(), |q| q.name.to_string());
+        let name = || self.queue_label(queue);
         crate::telemetry::counted(queue, name, &delta);
         self.record(queue, |f| {
             for (count, by) in figure_counts(&delta) {

@@ -87,7 +87,35 @@ impl MessageView {
     }
 }
 
+/// Most messages one peek answers.
+const MAX_PEEK: u32 = 100;
+
 impl Service {
+    /// The newest `limit` messages of a queue, newest first, read without delivering them.
+    pub async fn latest_messages(
+        &self,
+        caller: &Principal,
+        name: &crate::domain::QueueName,
+        limit: u32,
+    ) -> Result<(Queue, Vec<(MessageId, Record)>)> {
+        if !(1..=MAX_PEEK).contains(&limit) {
+            return Err(Error::invalid("limit", format!("must be 1 to {MAX_PEEK}")));
+        }
+        let queue = self.existing_queue(name).await?;
+        super::check_access(caller, &queue)?;
+        let mut found = Vec::new();
+        for p in self.log.partitions(queue.id).await? {
+            let from = p.end_offset.saturating_sub(u64::from(limit)).max(p.start_offset);
+            let read_limit = crate::ports::ReadLimit { records: limit, bytes: 16 << 20 };
+            for (offset, record) in self.log.read_range(queue.id, p.partition, from, read_limit).await? {
+                found.push((MessageId { queue_id: queue.id, partition: p.partition, offset }, record));
+            }
+        }
+        found.sort_by_key(|(id, r)| std::cmp::Reverse((r.published_at, id.offset, id.partition)));
+        found.truncate(limit as usize);
+        Ok((queue, found))
+    }
+
     /// The message with that id; ids that do not parse are unknown ids.
     pub async fn message(&self, caller: &Principal, id_text: &str) -> Result<MessageView> {
         let not_found = || Error::MessageNotFound { message_id: id_text.to_owned() };

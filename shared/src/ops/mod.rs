@@ -37,7 +37,7 @@ pub use push::{PushItem, PushOutcome};
 pub use queues::{ConsumerCount, QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use report::{MetricsReport, QueueMetrics};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
-pub use statistics::{BUCKET_MS, KEEP_MS, Op, RECENT_MS, ROLL_UPS, WIDEST_MS, Window};
+pub use statistics::{BUCKET_MS, KEEP_MS, RECENT_MS, ROLL_UPS, WIDEST_MS, Window};
 pub use subscriptions::NewSubscription;
 
 use crate::{

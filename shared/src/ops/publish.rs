@@ -5,10 +5,10 @@ use std::{sync::atomic::Ordering, time::Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Service, statistics::Op};
+use super::Service;
 use crate::{
     auth::Principal,
-    domain::{Count, Latency, MessageId, QueueName},
+    domain::{Count, Latency, MessageId, Op, QueueName},
     error::{Error, Result, StoreError},
     ports::{Content, Queue, Record},
 };

@@ -95,8 +95,9 @@ impl Service {
         self.record(item.queue.id, |f| {
             f.add(Count::PushAttempts, 1);
             f.add(Count::PushFailures, u64::from(!attempt.delivered()));
-            f.record(Latency::Push, attempt.latency);
         });
+        self.record_latency(item.queue.id, Latency::Push, attempt.latency);
+        crate::telemetry::pushed(&item.queue, attempt.delivered());
         let run = self.push.record_attempt(&self.attempt_record(item, &group, &attempt)).await?;
         self.pause_if_failing(sub, run).await?;
         let settle = |settlement, reason: Option<&str>| SettleRequest {

@@ -1,10 +1,10 @@
 //! Acknowledge, negative-acknowledge, reject and extend: conditional changes
 //! to one record's state in one group.
 
-use super::{Service, dead_letter::Unsuccessful, statistics::Op};
+use super::{Service, dead_letter::Unsuccessful};
 use crate::{
     auth::Principal,
-    domain::{Latency, MessageId, QueueName, Timestamp},
+    domain::{Latency, MessageId, Op, QueueName, Timestamp},
     error::{Error, Result},
     ports::{Delivery, DeliveryState, DropCause, GroupRef, Queue, SettleRefusal, SettleRequest, Settlement},
 };

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use super::Service;
 use crate::{
-    domain::{Count, Figures, Latency, Timestamp},
+    domain::{Count, Figures, Latency, Op, Timestamp},
     error::{Error, Result},
     ports::{NO_QUEUE, QueueId, StatsBucket},
 };
@@ -67,40 +67,6 @@ fn bucket(queue: QueueId, start: i64, figures: Figures) -> StatsBucket {
     StatsBucket { queue, start: Timestamp(start), width_ms: BUCKET_MS, figures }
 }
 
-/// The operations whose calls and errors are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Publish,
-    Consume,
-    Acknowledge,
-    Reject,
-}
-
-impl Op {
-    pub const ALL: [Op; 4] = [Op::Publish, Op::Consume, Op::Acknowledge, Op::Reject];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Publish => "publish",
-            Op::Consume => "consume",
-            Op::Acknowledge => "acknowledge",
-            Op::Reject => "reject",
-        }
-    }
-
-    /// Its calls, client errors and server errors.
-    pub fn counts(self) -> [Count; 3] {
-        match self {
-            Op::Publish => [Count::PublishCalls, Count::PublishClientErrors, Count::PublishServerErrors],
-            Op::Consume => [Count::ConsumeCalls, Count::ConsumeClientErrors, Count::ConsumeServerErrors],
-            Op::Acknowledge => {
-                [Count::AcknowledgeCalls, Count::AcknowledgeClientErrors, Count::AcknowledgeServerErrors]
-            }
-            Op::Reject => [Count::RejectCalls, Count::RejectClientErrors, Count::RejectServerErrors],
-        }
-    }
-}
-
 impl Service {
     /// Records figures of a queue (or of [`NO_QUEUE`]) at the present time.
     pub(super) fn record(&self, queue: QueueId, f: impl FnOnce(&mut Figures)) {
@@ -110,12 +76,14 @@ impl Service {
     /// Counts a call of `op` and, when it failed, its class (a 5xx is the server's).
     pub(super) fn record_outcome<T>(&self, op: Op, queue: Option<QueueId>, outcome: &Result<T>) {
         let [calls, client, server] = op.counts();
+        let failed = outcome.as_ref().err().map(|e| if e.status() >= 500 { server } else { client });
         self.record(queue.unwrap_or(NO_QUEUE), |f| {
             f.add(calls, 1);
-            if let Err(e) = outcome {
-                f.add(if e.status() >= 500 { server } else { client }, 1);
+            if let Some(class) = failed {
+                f.add(class, 1);
             }
         });
+        crate::telemetry::operation(op, failed.map(|class| class == server));
     }
 
     /// The id of a queue this process knows by name, without asking the store.
@@ -126,6 +94,12 @@ impl Service {
     /// Times `latency` for a queue.
     pub(super) fn record_latency(&self, queue: QueueId, latency: Latency, took: Duration) {
         self.record(queue, |f| f.record(latency, took));
+        crate::telemetry::timed(queue, || self.queue_label(queue), latency, took);
+    }
+
+    /// A queue's name for labels, its id while this process does not know it.
+    pub(super) fn queue_label(&self, queue: QueueId) -> String {
+        self.queues.get_by_id(queue).map_or_else(|| queue.to_string(), |q| q.name.to_string())
     }
 
     /// Times a message published at `published` and acknowledged at `now`.
@@ -202,20 +176,51 @@ impl Service {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<HashMap<QueueId, Figures>> {
+        let mut out: HashMap<QueueId, Figures> = HashMap::new();
+        self.each_bucket(queue, from, to, |b| out.entry(b.queue).or_default().merge(&b.figures)).await?;
+        Ok(out)
+    }
+
+    /// The same figures in consecutive steps of `step_ms` from `from`, per queue; a bucket wider
+    /// than a step counts in the step it starts in (or the first).
+    pub async fn series(
+        &self,
+        queue: Option<QueueId>,
+        from: Timestamp,
+        to: Timestamp,
+        step_ms: u64,
+    ) -> Result<HashMap<QueueId, Vec<Figures>>> {
+        let steps = ((to.0 - from.0).max(1) as u64).div_ceil(step_ms.max(1)) as usize;
+        let mut out: HashMap<QueueId, Vec<Figures>> = HashMap::new();
+        self.each_bucket(queue, from, to, |b| {
+            let step = ((b.start.0 - from.0).max(0) as u64 / step_ms.max(1)) as usize;
+            let slots = out.entry(b.queue).or_insert_with(|| vec![Figures::default(); steps]);
+            slots[step.min(steps - 1)].merge(&b.figures);
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every bucket, stored or still pending here, that overlaps `[from, to)`.
+    async fn each_bucket(
+        &self,
+        queue: Option<QueueId>,
+        from: Timestamp,
+        to: Timestamp,
+        mut f: impl FnMut(&StatsBucket),
+    ) -> Result<()> {
         if from > to {
             return Err(Error::invalid("date_from", "must not be after the end of the range"));
         }
-        // A bucket counts when it overlaps the range.
         let earliest = Timestamp(from.0.saturating_sub(WIDEST_MS as i64 - 1));
         let _reading = self.figures.gate.read().await;
         let stored = self.statistics.buckets(queue, earliest, to).await?;
-        let mut out: HashMap<QueueId, Figures> = HashMap::new();
-        for b in stored.into_iter().chain(self.figures.pending(queue, earliest, to)) {
+        for b in stored.iter().chain(&self.figures.pending(queue, earliest, to)) {
             if b.start.0 + b.width_ms as i64 > from.0 {
-                out.entry(b.queue).or_default().merge(&b.figures);
+                f(b);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
