@@ -37,11 +37,12 @@ fn main() -> ExitCode {
         }
         Some("fault-check") => runtime.block_on(fault::run()),
         Some("publish") => runtime.block_on(scenarios::publish_alone(number(1, 64) as usize, number(2, 10))),
+        Some("consume") => runtime.block_on(scenarios::consume_alone(number(1, 10))),
         Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
         Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | lookup N SECS | push [--ordered] ... | fault-check \
+            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS | lookup N SECS | push [--ordered] ... | fault-check \
              | baseline-server"
                 .into(),
         ),

@@ -230,6 +230,29 @@ pub(crate) async fn publish_alone(conns: usize, secs: u64) -> Result<(), String>
     Ok(())
 }
 
+/// Consume plus acknowledge alone (4 consumers, up to 10 messages a call, one acknowledge per
+/// message) from a prefilled queue: for A/B runs of the settle path.
+pub(crate) async fn consume_alone(secs: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = Server::service(dir.path())?;
+    let prefilled = 30_000 * secs as usize;
+    prefill(&server.base, "bench.consume", prefilled).await?;
+    eprintln!("consume+ack; server pid {}", server.pid());
+    let cpu = server.cpu_secs();
+    let stats =
+        closed_loop(4, Duration::from_secs(secs), consume_ack_step(&server.base, "bench.consume", 10, false)).await;
+    check(&stats, "consume+ack")?;
+    if stats.messages as usize >= prefilled {
+        return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
+    }
+    let cpu = server.cpu_secs().zip(cpu).map_or(0.0, |(a, b)| (a - b) * 1e6 / stats.messages.max(1) as f64);
+    println!(
+        "consume+ack, 4 consumers, max_messages 10, one acknowledge per message: {:.0} msg/s, {cpu:.1} µs of server CPU per message",
+        stats.messages_per_sec()
+    );
+    Ok(())
+}
+
 /// The open-loop scenario alone, against the baseline and then a fresh server: for
 /// profiling. Prints the service's p99 as a ratio to the baseline's, and where the server's
 /// time and writes went.
