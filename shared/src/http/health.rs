@@ -82,7 +82,7 @@ async fn message_queue(State(state): State<AppState>) -> Response {
             "active": h.consumers.active,
             "inactive": h.consumers.total - h.consumers.active,
         },
-        "performance": super::metrics::performance_json(&h.performance),
+        "performance": super::blocks::performance_json(&h.performance),
         "last_updated": h.checked_at,
     });
     answer(&h, body)

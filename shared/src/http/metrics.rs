@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{fields::parse_queue, params::Query, require_token};
 use crate::{
     app::AppState,
-    domain::{Count, Distribution, Figures, Latency, Op, Timestamp, format_duration_ms, parse_duration_ns},
+    domain::{Count, Figures, Latency, Op, Timestamp, format_duration_ms, parse_duration_ns},
     error::{Error, Result},
     ops::{MetricsReport, QueueMetrics, Window},
 };
@@ -92,7 +92,7 @@ fn report_json(r: &MetricsReport) -> Value {
             "messages_in_queues": r.queues.iter().map(|q| q.status.message_count).sum::<u64>(),
         },
         "queue_metrics": r.queues.iter().map(|q| queue_json(q, r.step_ms)).collect::<Vec<_>>(),
-        "performance": performance_json(&r.all),
+        "performance": super::blocks::performance_json(&r.all),
         "error_rates": error_rates_json(&r.all),
         "date_from": r.all.from,
         "date_to": r.all.to,
@@ -124,9 +124,9 @@ fn queue_json(q: &QueueMetrics, step_ms: Option<u64>) -> Value {
         "average_consume_time": ms(f.distribution(Latency::Consume).mean_ms),
         "throughput_per_second": q.window.throughput_per_second(),
         "oldest_unacknowledged_age_seconds": q.status.oldest_unfinished_seconds(),
-        "groups": super::queues::groups_json(&q.status),
+        "groups": super::blocks::groups_json(&q.status),
     });
-    out["performance"] = performance_json(&q.window);
+    out["performance"] = super::blocks::performance_json(&q.window);
     if let Some(step) = step_ms {
         out["series"] = series_json(&q.series, q.window.from, step);
     }
@@ -148,25 +148,6 @@ fn series_json(steps: &[Figures], from: Timestamp, step_ms: u64) -> Value {
         p
     };
     json!({"interval_seconds": step_ms as f64 / 1000.0, "points": steps.iter().enumerate().map(point).collect::<Vec<_>>()})
-}
-
-/// Averages and percentiles of each timed step over a window, the window stated.
-pub(super) fn performance_json(w: &Window) -> Value {
-    let mut out = serde_json::Map::new();
-    for latency in Latency::ALL {
-        let d: Distribution = w.figures.distribution(*latency);
-        let name = latency.name();
-        out.insert(format!("average_{name}_time"), ms(d.mean_ms).into());
-        out.insert(format!("p50_{name}_time"), ms(d.p50_ms).into());
-        out.insert(format!("p95_{name}_time"), ms(d.p95_ms).into());
-        out.insert(format!("p99_{name}_time"), ms(d.p99_ms).into());
-        out.insert(format!("max_{name}_time"), ms(d.max_ms).into());
-        out.insert(format!("{name}_count"), d.count.into());
-    }
-    out.insert("throughput_per_second".into(), w.throughput_per_second().into());
-    out.insert("error_rate".into(), w.error_rate().into());
-    out.insert("window".into(), json!({"from": w.from, "to": w.to, "seconds": w.seconds()}));
-    Value::Object(out)
 }
 
 /// Spec 000's `<op>_errors` shares, and the calls and errors they come from, by class.

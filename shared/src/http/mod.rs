@@ -9,6 +9,7 @@
 //! group, as `serve(state.clone(), publish::routes(&state))`.
 
 pub mod acknowledge;
+mod blocks;
 pub mod consume;
 pub mod consumers;
 pub mod dashboard;

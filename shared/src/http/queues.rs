@@ -23,8 +23,7 @@ use crate::{
     auth::Principal,
     domain::DurationInput,
     error::{Error, Result},
-    ops::{GroupLag, QueueDeclaration, QueueStatus, TopicSpec, parse_arguments},
-    ports::GroupRef,
+    ops::{QueueDeclaration, QueueStatus, TopicSpec, parse_arguments},
 };
 
 /// The queue and topic routes, behind the bearer token.
@@ -105,25 +104,6 @@ fn statistics_json(s: &QueueStatus) -> Value {
     })
 }
 
-/// Each delivery group's lag: messages it has not finished, and the age of the oldest.
-pub(super) fn groups_json(s: &QueueStatus) -> Vec<Value> {
-    let group = |l: &GroupLag| {
-        let g = l.group.as_ref()?;
-        let kind = match g {
-            GroupRef::Consumers(_) => "consumer_group",
-            GroupRef::Subscription(_) => "subscription",
-        };
-        Some(json!({
-            "group": g.name(),
-            "kind": kind,
-            "lag": l.messages,
-            "lag_seconds": l.seconds(s.measured_at),
-            "leased": l.leased,
-        }))
-    };
-    s.lags.iter().filter_map(group).collect()
-}
-
 /// Spec 000's queue-status shape, plus the partition count.
 fn status_json(s: &QueueStatus) -> Value {
     let q = &s.queue;
@@ -139,9 +119,9 @@ fn status_json(s: &QueueStatus) -> Value {
         "messages_ready": s.message_count - s.unacknowledged,
         "messages_unacknowledged": s.unacknowledged,
         "statistics": statistics_json(s),
-        "performance": super::metrics::performance_json(&s.performance),
+        "performance": super::blocks::performance_json(&s.performance),
         "oldest_unacknowledged_age_seconds": s.oldest_unfinished_seconds(),
-        "groups": groups_json(s),
+        "groups": super::blocks::groups_json(s),
         "partitions": q.settings.partitions,
         "created_at": q.created_at,
         "last_updated": s.last_updated,
@@ -222,10 +202,10 @@ fn topic_json(state: &AppState, s: &QueueStatus) -> Value {
         "messages_published": s.messages_published,
         "consumer_count": s.consumer_count,
         "partition_offsets": offsets,
-        "consumer_groups": groups_json(s),
+        "consumer_groups": super::blocks::groups_json(s),
         "oldest_unacknowledged_age_seconds": s.oldest_unfinished_seconds(),
         "statistics": statistics_json(s),
-        "performance": super::metrics::performance_json(&s.performance),
+        "performance": super::blocks::performance_json(&s.performance),
         "created_at": q.created_at,
         "updated_at": q.updated_at,
     })

@@ -5,6 +5,7 @@
 
 mod lifecycle;
 mod randomized;
+mod statistics;
 
 use std::sync::Arc;
 

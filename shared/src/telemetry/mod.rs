@@ -1,7 +1,9 @@
 //! What the service emits through the `metrics` facade. The entry point installs the recorder:
-//! the local server a Prometheus exposition on `METRICS_ADDR`; a Lambda function can install
-//! another (CloudWatch's embedded metric format) without any change here. Without a recorder
-//! every call is a no-op. Names follow spec 002, under its `message_queue_` prefix.
+//! the local server a Prometheus exposition on `METRICS_ADDR`; a Lambda function CloudWatch's
+//! embedded metric format ([`emf`]), with no change here. Without a recorder every call is a
+//! no-op. Names follow spec 002, under its `message_queue_` prefix.
+
+pub mod emf;
 
 use std::{
     collections::HashMap,
