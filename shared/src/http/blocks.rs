@@ -46,6 +46,7 @@ pub(super) fn groups_json(s: &QueueStatus) -> Vec<Value> {
     s.lags.iter().filter_map(group).collect()
 }
 
-fn ms(v: f64) -> String {
+/// A duration in milliseconds as the specs write it (`12.5ms`).
+pub(super) fn ms(v: f64) -> String {
     format_duration_ms(v)
 }

@@ -6,10 +6,10 @@ use axum::{Json, Router, extract::State, middleware, routing::get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{fields::parse_queue, params::Query, require_token};
+use super::{blocks::ms, fields::parse_queue, params::Query, require_token};
 use crate::{
     app::AppState,
-    domain::{Count, Figures, Latency, Op, Timestamp, format_duration_ms, parse_duration_ns},
+    domain::{Count, Figures, Latency, Op, Timestamp, parse_duration_ns},
     error::{Error, Result},
     ops::{MetricsReport, QueueMetrics, Window},
 };
@@ -170,8 +170,4 @@ fn errors_json(w: &Window) -> Value {
         (op.name().to_owned(), counts)
     });
     Value::Object(by_op.collect())
-}
-
-fn ms(v: f64) -> String {
-    format_duration_ms(v)
 }
