@@ -88,6 +88,17 @@ async fn backends(config: &Config) -> Result<Backends, BuildError> {
             }
             Ok(backends)
         }
+        #[cfg(feature = "postgres")]
+        crate::config::StoreUrl::Postgres(url) => {
+            let pool = &config.db_pool;
+            let options = crate::postgres::PoolOptions {
+                size: pool.size,
+                connect_timeout: std::time::Duration::from_millis(pool.timeout_ms),
+                statement_timeout: std::time::Duration::from_millis(pool.statement_timeout_ms),
+            };
+            let store = crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?;
+            Ok(Backends::all(Arc::new(store)))
+        }
         other => Err(fail(format!("this build has no {} store", other.scheme()))),
     }
 }

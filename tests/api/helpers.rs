@@ -13,6 +13,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+#[cfg(feature = "postgres")]
+#[path = "../support/postgres.rs"]
+mod pg;
+
 pub const SECRET: &str = "test-secret-of-the-api-suite-at-least-32-bytes";
 
 /// A running server; killed when dropped.
@@ -61,6 +65,7 @@ impl TestServer {
             .env("MESSAGE_QUEUE_LOG", crate::LOG)
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
+            .envs(store_url(data_dir).map(|url| ("MESSAGE_QUEUE_STORE", url)))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -178,6 +183,29 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill_hard_quietly();
     }
+}
+
+/// The store of a server on `data_dir`: on the PostgreSQL suite a scratch database of its own per
+/// data directory (so a restarted server finds its state), dropped once the directory is gone.
+fn store_url(data_dir: &Path) -> Option<String> {
+    if !crate::POSTGRES {
+        return None;
+    }
+    #[cfg(feature = "postgres")]
+    {
+        static DATABASES: Mutex<Vec<(std::path::PathBuf, pg::Scratch)>> = Mutex::new(Vec::new());
+        let mut databases = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+        databases.retain(|(dir, _)| dir.exists());
+        if let Some((_, db)) = databases.iter().find(|(dir, _)| dir == data_dir) {
+            return Some(db.url.clone());
+        }
+        let db = pg::Scratch::new();
+        let url = db.url.clone();
+        databases.push((data_dir.to_owned(), db));
+        Some(url)
+    }
+    #[cfg(not(feature = "postgres"))]
+    None
 }
 
 /// The status and the JSON body of a response (null when empty or not JSON).

@@ -7,4 +7,9 @@
 /// `store.rs` runs the same suite with the log in the SQLite file.
 const LOG: &str = "files";
 
+/// Whether every test server keeps its state in PostgreSQL (`postgres.rs`).
+const POSTGRES: bool = false;
+
 include!("suite.rs");
+
+mod embedded;

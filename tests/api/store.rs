@@ -6,4 +6,9 @@
 /// Where every test server keeps its message log (`MESSAGE_QUEUE_LOG`).
 const LOG: &str = "store";
 
+/// Whether every test server keeps its state in PostgreSQL (`postgres.rs`).
+const POSTGRES: bool = false;
+
 include!("suite.rs");
+
+mod embedded;

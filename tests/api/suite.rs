@@ -1,4 +1,5 @@
-// The black-box suite's modules; included by `main.rs` and `store.rs`, each setting `LOG`.
+// The black-box suite's modules; included by `main.rs`, `store.rs` and `postgres.rs`, each setting
+// `LOG` and `POSTGRES`.
 
 mod admin;
 mod auth;

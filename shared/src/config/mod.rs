@@ -24,7 +24,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_HOST", "127.0.0.1", "address the local server binds"),
     ("MESSAGE_QUEUE_PORT", "8087", "HTTP port (0 picks a free one)"),
     ("MESSAGE_QUEUE_DATA_DIR", "data", "directory of the local server's files (the SQLite file, the JWT secret)"),
-    ("MESSAGE_QUEUE_STORE", "sqlite://<data dir>/mq.sqlite3", "where state is kept: sqlite://<path>"),
+    (
+        "MESSAGE_QUEUE_STORE",
+        "sqlite://<data dir>/mq.sqlite3",
+        "where state is kept: sqlite://<path> or postgres://user:password@host:port/database",
+    ),
+    ("DB_HOST", "unset", "PostgreSQL host, when MESSAGE_QUEUE_STORE is unset: state in PostgreSQL"),
+    ("DB_PORT", "5432", "PostgreSQL port (with DB_HOST)"),
+    ("DB_USER", "postgres", "PostgreSQL user (with DB_HOST)"),
+    ("DB_PASSWORD", "postgres", "PostgreSQL password (with DB_HOST)"),
+    ("DB_NAME", "necpgame", "PostgreSQL database (with DB_HOST)"),
+    ("MESSAGE_QUEUE_DB_POOL", "16", "PostgreSQL connections each process opens at most"),
+    ("MESSAGE_QUEUE_DB_TIMEOUT", "5s", "how long connecting to PostgreSQL, or waiting for a free connection, may take"),
+    ("MESSAGE_QUEUE_DB_STATEMENT_TIMEOUT", "30s", "longest a PostgreSQL statement may run"),
     (
         "MESSAGE_QUEUE_LOG",
         "files",
@@ -81,6 +93,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `MESSAGE_QUEUE_STORE`: where state is kept (default: `mq.sqlite3` in the data directory).
     pub store: StoreUrl,
+    /// `MESSAGE_QUEUE_DB_POOL`, `MESSAGE_QUEUE_DB_TIMEOUT`, `MESSAGE_QUEUE_DB_STATEMENT_TIMEOUT`:
+    /// the PostgreSQL store's connections.
+    pub db_pool: DbPool,
     /// `METRICS_ADDR`: where the Prometheus exposition listens (default `:9097`, on `host`); `None`: off.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `PPROF_ADDR`: where CPU profiles are served (default `:6067`, a bare port on loopback
@@ -132,6 +147,17 @@ pub struct ClientLimits {
     pub max_connections: usize,
 }
 
+/// How a database store's connection pool is sized and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbPool {
+    /// Connections each process opens at most (default 16).
+    pub size: usize,
+    /// How long connecting, or waiting for a free connection, may take (default 5s).
+    pub timeout_ms: u64,
+    /// Longest a statement may run (default 30s).
+    pub statement_timeout_ms: u64,
+}
+
 /// A variable that is set but cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {name}={value:?}: {reason}")]
@@ -158,10 +184,22 @@ impl Config {
             default_ttl_ms: var("MESSAGE_QUEUE_TTL").duration_ms_or(86_400_000)?,
             store: {
                 let v = var("MESSAGE_QUEUE_STORE");
-                match &v.value {
-                    Some(url) => StoreUrl::parse(url).map_err(|e| v.error(url, e))?,
-                    None => StoreUrl::in_data_dir(&data_dir),
+                // Spec 002's variables name a PostgreSQL database when no URL does.
+                let host = var("DB_HOST").value;
+                let port: u16 = var("DB_PORT").parse_or(5432)?;
+                let part = |name, default: &str| var(name).value.unwrap_or_else(|| default.to_owned());
+                let (user, password, database) =
+                    (part("DB_USER", "postgres"), part("DB_PASSWORD", "postgres"), part("DB_NAME", "necpgame"));
+                match (&v.value, host) {
+                    (Some(url), _) => StoreUrl::parse(url).map_err(|e| v.error(url, e))?,
+                    (None, Some(host)) => StoreUrl::postgres(&host, port, &user, &password, &database),
+                    (None, None) => StoreUrl::in_data_dir(&data_dir),
                 }
+            },
+            db_pool: DbPool {
+                size: var("MESSAGE_QUEUE_DB_POOL").parse_or(16)?,
+                timeout_ms: var("MESSAGE_QUEUE_DB_TIMEOUT").duration_ms_or(5_000)?,
+                statement_timeout_ms: var("MESSAGE_QUEUE_DB_STATEMENT_TIMEOUT").duration_ms_or(30_000)?,
             },
             data_dir,
             metrics_addr: {
@@ -232,6 +270,9 @@ impl Config {
             ("MESSAGE_QUEUE_BODY_TIMEOUT", self.limits.body_timeout_ms),
             ("MESSAGE_QUEUE_MAX_CONNECTIONS", self.limits.max_connections as u64),
             ("MESSAGE_QUEUE_STATS_FLUSH", self.stats_flush_ms),
+            ("MESSAGE_QUEUE_DB_POOL", self.db_pool.size as u64),
+            ("MESSAGE_QUEUE_DB_TIMEOUT", self.db_pool.timeout_ms),
+            ("MESSAGE_QUEUE_DB_STATEMENT_TIMEOUT", self.db_pool.statement_timeout_ms),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return fail(name, "0".into(), "must be above 0");
@@ -334,6 +375,17 @@ mod tests {
         );
         let e = with(&[("MESSAGE_QUEUE_STORE", "redis://x")]).unwrap_err();
         assert_eq!(e.name, "MESSAGE_QUEUE_STORE");
+    }
+
+    #[test]
+    fn spec_002_database_variables_name_a_postgres_store_when_no_url_does() {
+        let c = with(&[("DB_HOST", "db"), ("DB_NAME", "mq")]).unwrap();
+        assert_eq!(c.store, StoreUrl::Postgres("postgres://postgres:postgres@db:5432/mq".into()));
+        let url = with(&[("DB_HOST", "db"), ("MESSAGE_QUEUE_STORE", "sqlite://x.db")]).unwrap();
+        assert_eq!(url.store, StoreUrl::Sqlite("x.db".into()), "a URL wins");
+        assert_eq!(with(&[("DB_PORT", "none")]).unwrap_err().name, "DB_PORT");
+        assert_eq!(with(&[("MESSAGE_QUEUE_DB_POOL", "0")]).unwrap_err().name, "MESSAGE_QUEUE_DB_POOL");
+        assert_eq!(c.db_pool, DbPool { size: 16, timeout_ms: 5_000, statement_timeout_ms: 30_000 });
     }
 
     #[test]

@@ -22,6 +22,17 @@ impl StoreUrl {
         Self::Sqlite(data_dir.join("mq.sqlite3"))
     }
 
+    /// A PostgreSQL store from its parts (spec 002's `DB_HOST`, `DB_PORT`, ...).
+    pub fn postgres(host: &str, port: u16, user: &str, password: &str, database: &str) -> Self {
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+        Self::Postgres(format!(
+            "postgres://{}:{}@{host}:{port}/{}",
+            percent_encoded(user),
+            percent_encoded(password),
+            percent_encoded(database)
+        ))
+    }
+
     pub fn parse(url: &str) -> Result<Self, String> {
         let (scheme, rest) = url.split_once("://").ok_or("must be a URL such as sqlite://data/mq.sqlite3")?;
         match scheme.to_ascii_lowercase().as_str() {
@@ -42,6 +53,16 @@ impl StoreUrl {
             Self::DynamoDb(_) => "dynamodb",
         }
     }
+}
+
+/// Every byte but letters, digits and `-._~` as `%XX`, for a part of a URL.
+fn percent_encoded(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Where a SQLite store keeps its message log (`MESSAGE_QUEUE_LOG`).
@@ -99,6 +120,9 @@ mod tests {
         assert_eq!(StoreUrl::parse("dynamodb://mq-prod"), Ok(StoreUrl::DynamoDb("mq-prod".into())));
         let pg = StoreUrl::parse("postgres://mq:secret@db:5432/mq").unwrap();
         assert_eq!(pg.to_string(), "postgres://db:5432/mq", "no password in messages");
+        let parts = StoreUrl::postgres("db.internal", 6432, "mq", "p@ss:w/rd", "queues");
+        assert_eq!(parts, StoreUrl::Postgres("postgres://mq:p%40ss%3Aw%2Frd@db.internal:6432/queues".into()));
+        assert_eq!(parts.to_string(), "postgres://db.internal:6432/queues");
         for bad in ["data/mq.sqlite3", "sqlite://", "mysql://x", "dynamodb://"] {
             assert!(StoreUrl::parse(bad).is_err(), "{bad}");
         }

@@ -1,14 +1,17 @@
 //! Queues and subscriptions on SQLite. Settings and subscriptions are stored
-//! as JSON documents (see [`documents`](super::documents)).
+//! as JSON documents (see [`documents`](crate::ports::documents)).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, documents::StoredSubscription, writer::backend};
+use super::{SqliteStore, writer::backend};
 use crate::{
     domain::{QueueName, Timestamp},
     error::StoreError,
-    ports::{MetadataStore, Queue, QueueId, QueueSettings, StoreResult, Subscription},
+    ports::{
+        MetadataStore, Queue, QueueId, QueueSettings, StoreResult, Subscription,
+        documents::{StoredSubscription, from_json, subscription_from, to_json},
+    },
 };
 
 const QUEUE_COLUMNS: &str = "id, name, settings, owner, created_at, updated_at";
@@ -180,16 +183,4 @@ fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<Queue>> {
         })
     };
     Ok(queue())
-}
-
-fn subscription_from(body: &str) -> StoreResult<Subscription> {
-    from_json::<StoredSubscription>(body)?.try_into().map_err(StoreError::Failed)
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Failed(format!("cannot encode: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Failed(format!("stored document is unreadable: {e}")))
 }

@@ -5,7 +5,6 @@
 
 mod buckets;
 mod consumers;
-mod documents;
 mod lease_store;
 mod leases;
 mod log;

@@ -163,7 +163,10 @@ impl Service {
             return Ok(());
         }
         let Some(mut current) = self.meta.subscription(&sub.id).await? else { return Ok(()) };
-        if !current.is_active() {
+        // A run counts from the last change of the subscription (a resume, say) at the earliest: an
+        // attempt that was in flight when it was resumed does not pause it again at once.
+        let since = since.max(current.updated_at);
+        if !current.is_active() || self.now().0 - since.0 < self.config.auto_pause_after_ms as i64 {
             return Ok(());
         }
         current.status = crate::ports::SubscriptionStatus::Paused;

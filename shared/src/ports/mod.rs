@@ -13,6 +13,7 @@
 //! Every backend passes the same contract suite (`shared/tests/contract`).
 
 mod consumers;
+pub mod documents;
 mod leases;
 mod log;
 mod meta;

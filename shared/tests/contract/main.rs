@@ -8,6 +8,9 @@ mod consumers;
 mod leases;
 mod log;
 mod meta;
+#[cfg(feature = "postgres")]
+#[path = "../../../tests/support/postgres.rs"]
+mod pg;
 mod push;
 mod stats;
 
@@ -87,3 +90,15 @@ async fn segment_files() -> (Backends, tempfile::TempDir) {
 }
 
 every_scenario!(segment_files_and_sqlite, crate::segment_files);
+
+/// Every port on PostgreSQL: a scratch database of its own per scenario.
+#[cfg(feature = "postgres")]
+async fn postgres() -> (Backends, pg::Scratch) {
+    let scratch = pg::Scratch::new();
+    let options = shared::postgres::PoolOptions::default();
+    let store = shared::postgres::PgStore::connect(&scratch.url, options).await.expect("connects and migrates");
+    (Backends::all(std::sync::Arc::new(store)), scratch)
+}
+
+#[cfg(feature = "postgres")]
+every_scenario!(postgres, crate::postgres);

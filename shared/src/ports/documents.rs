@@ -1,5 +1,6 @@
-//! How subscriptions are stored: a JSON document per subscription, in the
-//! shape the service has always written (files of earlier versions read back).
+//! How backends store documents: a subscription as one JSON document, in the
+//! shape the service has always written (files of earlier versions read back),
+//! and a queue's settings as JSON text.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +10,28 @@ use serde_json::{Map, Value};
 use crate::{
     callback::CallbackUrl,
     domain::{QueueName, RoutingPattern, Timestamp},
-    ports::{QueueId, RetryPolicy, Subscription, SubscriptionStatus},
+    error::StoreError,
+    ports::{QueueId, RetryPolicy, StoreResult, Subscription, SubscriptionStatus},
     routing::HeaderMatch,
 };
 
+/// A value as JSON text.
+pub fn to_json<T: Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Failed(format!("cannot encode: {e}")))
+}
+
+/// A value back from stored JSON text.
+pub fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Failed(format!("stored document is unreadable: {e}")))
+}
+
+/// A subscription back from its stored document.
+pub fn subscription_from(body: &str) -> StoreResult<Subscription> {
+    from_json::<StoredSubscription>(body)?.try_into().map_err(StoreError::Failed)
+}
+
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct StoredSubscription {
+pub struct StoredSubscription {
     id: String,
     queue_id: QueueId,
     queue: QueueName,

@@ -1,0 +1,373 @@
+//! Delivery groups' state on PostgreSQL. Deliveries in flight live in `message_leases`, finished
+//! ones move to the insert-only `message_settled`. Every race between instances is settled by
+//! the database: an acquire takes due rows and each partition's fetch offset with
+//! `FOR UPDATE SKIP LOCKED` (a second consumer takes other rows instead of waiting), and every
+//! settlement is one conditional statement on the delivery it names.
+
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+use super::{PgStore, big, errors::pg, unsigned};
+use crate::{
+    domain::Timestamp,
+    ports::{
+        AcquireRequest, Acquired, Delivery, DeliveryState, GroupPosition, GroupRef, Lease, LeaseStore, QueueId,
+        SettleRefusal, SettleRequest, Settlement, StoreResult,
+    },
+};
+
+/// A delivery's columns in both tables (`until` null once finished, `finished_at` null before).
+const LEASE_COLUMNS: &str = "grp, partition, \"offset\", state, delivery_count, retry_count, consumer, until, \
+                             first_delivered_at, last_delivered_at, NULL::BIGINT, reason";
+const SETTLED_COLUMNS: &str = "grp, partition, \"offset\", state, delivery_count, retry_count, consumer, NULL::BIGINT, \
+                               first_delivered_at, last_delivered_at, finished_at, reason";
+
+#[async_trait]
+impl LeaseStore for PgStore {
+    async fn acquire(&self, req: &AcquireRequest) -> StoreResult<Acquired> {
+        let (queue, grp, now) = (big(req.queue), req.group.key(), req.now.0);
+        let until = req.now.plus_ms(req.lease_ms);
+        let wanted: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Due deliveries first (released ones whose time came, lapsed leases), leased again at once.
+        let due = tx
+            .prepare_cached(
+                "WITH due AS (
+                    SELECT partition, \"offset\" FROM message_leases
+                    WHERE queue_id = $1 AND grp = $2 AND until <= $3 AND partition = ANY($4)
+                    ORDER BY partition, \"offset\" LIMIT $5 FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE message_leases l SET state = 'leased', consumer = $6, until = $7,
+                    delivery_count = l.delivery_count + 1, last_delivered_at = $3,
+                    first_delivered_at = COALESCE(l.first_delivered_at, $3)
+                 FROM due WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = due.partition
+                    AND l.\"offset\" = due.\"offset\"
+                 RETURNING l.partition, l.\"offset\", l.delivery_count, l.retry_count",
+            )
+            .await
+            .map_err(pg)?;
+        let rows = tx
+            .query(&due, &[&queue, &grp, &now, &wanted, &i64::from(req.max), &req.consumer, &until.0])
+            .await
+            .map_err(pg)?;
+        let mut leases: Vec<Lease> = rows
+            .iter()
+            .map(|r| Lease {
+                partition: r.get::<_, i32>(0) as u32,
+                offset: unsigned(r.get(1)),
+                delivery_count: r.get::<_, i32>(2) as u32,
+                retry_count: r.get::<_, i32>(3) as u32,
+                until,
+            })
+            .collect();
+        leases.sort_by_key(|l| (l.partition, l.offset));
+        let mut room = u64::from(req.max).saturating_sub(leases.len() as u64);
+        let mut skipped = 0;
+        if room > 0 {
+            // Each partition's fetch offset, locked; one another consumer is taking from is skipped.
+            let fetches = lock_fetch_offsets(&tx, queue, &grp, req).await?;
+            let (mut parts, mut offsets, mut moved_parts, mut moved_to) = (vec![], vec![], vec![], vec![]);
+            for p in &req.partitions {
+                let take = room.min(req.per_partition.map_or(u64::MAX, u64::from));
+                if take == 0 {
+                    break;
+                }
+                let Some(&(_, fetch)) = fetches.iter().find(|(part, _)| *part == p.partition) else { continue };
+                if req.per_partition.is_some() && has_open(&tx, queue, &grp, p.partition).await? {
+                    // Ordered delivery: a partition with a message in flight or awaiting its retry waits.
+                    continue;
+                }
+                // Records removed by retention before this group reached them are gone for it.
+                skipped += p.start_offset.saturating_sub(fetch);
+                let from = fetch.max(p.start_offset);
+                let to = p.end_offset.min(from + take).max(from);
+                for offset in from..to {
+                    parts.push(p.partition as i32);
+                    offsets.push(big(offset));
+                    leases.push(Lease { partition: p.partition, offset, delivery_count: 1, retry_count: 0, until });
+                }
+                room -= to - from;
+                if to != fetch {
+                    moved_parts.push(p.partition as i32);
+                    moved_to.push(big(to));
+                }
+            }
+            if !parts.is_empty() {
+                let insert = tx
+                    .prepare_cached(
+                        "INSERT INTO message_leases (queue_id, partition, \"offset\", grp, state, delivery_count,
+                            retry_count, consumer, until, first_delivered_at, last_delivered_at)
+                         SELECT $1::BIGINT, p, o, $2::TEXT, 'leased', 1, 0, $5::TEXT, $6::BIGINT, $7::BIGINT, $7::BIGINT FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o)",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&insert, &[&queue, &grp, &parts, &offsets, &req.consumer, &until.0, &now])
+                    .await
+                    .map_err(pg)?;
+            }
+            if !moved_parts.is_empty() {
+                let advance = tx
+                    .prepare_cached(
+                        "UPDATE message_group_offsets o SET fetch_offset = t.o FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o)
+                         WHERE o.queue_id = $1 AND o.grp = $2 AND o.partition = t.p",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&advance, &[&queue, &grp, &moved_parts, &moved_to]).await.map_err(pg)?;
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(Acquired { leases, skipped })
+    }
+
+    async fn settle(&self, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {
+        let (queue, grp, partition, offset) = (big(req.queue), req.group.key(), req.partition as i32, big(req.offset));
+        let expect = req.expect_delivery.map(|n| n as i32);
+        let now = req.now.0;
+        let key: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&queue, &grp, &partition, &offset, &expect];
+        let changed = match req.settlement {
+            Settlement::Acknowledge => self.finish(&key, DeliveryState::Acknowledged, now, &req.reason).await?,
+            Settlement::Drop { cause, dead_lettered } => {
+                let state = if dead_lettered { DeliveryState::DeadLettered } else { cause.final_state() };
+                self.finish(&key, state, now, &req.reason).await?
+            }
+            Settlement::Release { at } => {
+                let sql = format!(
+                    "UPDATE message_leases SET state = 'available', until = $6, retry_count = retry_count + 1,
+                        consumer = NULL, reason = COALESCE($7, reason)
+                     WHERE {CURRENT} RETURNING {LEASE_COLUMNS}"
+                );
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &at.0, &req.reason]).await?
+            }
+            Settlement::Extend { until } => {
+                let sql = format!(
+                    "UPDATE message_leases SET until = $6, reason = COALESCE($8, reason)
+                     WHERE {CURRENT} AND state = 'leased' AND until > $7 RETURNING {LEASE_COLUMNS}"
+                );
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &now, &req.reason]).await?
+            }
+            Settlement::Hold { until } => {
+                let sql = format!(
+                    "UPDATE message_leases SET state = 'leased', until = $6, reason = COALESCE($7, reason)
+                     WHERE {CURRENT} RETURNING {LEASE_COLUMNS}"
+                );
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &req.reason]).await?
+            }
+        };
+        if let Some(row) = changed {
+            return Ok(Ok(delivery_from_row(&row)));
+        }
+        // Nothing changed: say why, from what the group holds now.
+        let current = self.delivery(req.queue, &grp, req.partition, req.offset).await?;
+        Ok(Err(match current {
+            None => SettleRefusal::NotDelivered,
+            Some(d) if d.state.is_final() => SettleRefusal::Finished(d),
+            Some(d) if req.expect_delivery.is_some_and(|n| n != d.delivery_count) => SettleRefusal::Superseded(d),
+            Some(d) => SettleRefusal::NotLeased(d),
+        }))
+    }
+
+    async fn deliveries(&self, queue: QueueId, partition: u32, offset: u64) -> StoreResult<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM message_leases WHERE queue_id = $1 AND partition = $2 AND \"offset\" = $3
+             UNION ALL
+             SELECT {SETTLED_COLUMNS} FROM message_settled WHERE queue_id = $1 AND partition = $2 AND \"offset\" = $3
+             ORDER BY 1"
+        );
+        let rows = self.query(&sql, &[&big(queue), &(partition as i32), &big(offset)]).await?;
+        Ok(rows.iter().map(delivery_from_row).collect())
+    }
+
+    async fn groups(&self, queue: QueueId) -> StoreResult<Vec<GroupPosition>> {
+        let rows = self
+            .query(
+                "SELECT o.grp, o.partition, o.fetch_offset,
+                    COUNT(l.\"offset\") FILTER (WHERE l.state = 'leased'),
+                    COUNT(l.\"offset\") FILTER (WHERE l.state = 'available'),
+                    MIN(l.\"offset\")
+                 FROM message_group_offsets o
+                 LEFT JOIN message_leases l ON l.queue_id = o.queue_id AND l.grp = o.grp AND l.partition = o.partition
+                 WHERE o.queue_id = $1
+                 GROUP BY o.grp, o.partition, o.fetch_offset ORDER BY o.grp, o.partition",
+                &[&big(queue)],
+            )
+            .await?;
+        let mut out: Vec<GroupPosition> = Vec::new();
+        for r in &rows {
+            let Some(group) = GroupRef::from_key(r.get(0)) else { continue };
+            if out.last().is_none_or(|g| g.group != group) {
+                let empty =
+                    GroupPosition { group, fetch_offsets: vec![], leased: 0, available: 0, oldest_open: vec![] };
+                out.push(empty);
+            }
+            let Some(g) = out.last_mut() else { continue };
+            let partition = r.get::<_, i32>(1) as u32;
+            g.fetch_offsets.push((partition, unsigned(r.get(2))));
+            g.leased += unsigned(r.get(3));
+            g.available += unsigned(r.get(4));
+            g.oldest_open.extend(r.get::<_, Option<i64>>(5).map(|o| (partition, unsigned(o))));
+        }
+        Ok(out)
+    }
+
+    async fn start_group(&self, queue: QueueId, group: &GroupRef, offsets: &[(u32, u64)]) -> StoreResult<()> {
+        let parts: Vec<i32> = offsets.iter().map(|(p, _)| *p as i32).collect();
+        let starts: Vec<i64> = offsets.iter().map(|(_, o)| big(*o)).collect();
+        self.execute(
+            "INSERT INTO message_group_offsets (queue_id, grp, partition, fetch_offset)
+             SELECT $1::BIGINT, $2::TEXT, p, o FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o) ON CONFLICT DO NOTHING",
+            &[&big(queue), &group.key(), &parts, &starts],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn leased_by(&self, queue: QueueId, group: &GroupRef, consumer: &str, now: Timestamp) -> StoreResult<u64> {
+        let row = self
+            .query_opt(
+                "SELECT COUNT(*) FROM message_leases
+                 WHERE queue_id = $1 AND grp = $2 AND until > $4 AND state = 'leased' AND consumer = $3",
+                &[&big(queue), &group.key(), &consumer, &now.0],
+            )
+            .await?;
+        Ok(row.map_or(0, |r| unsigned(r.get(0))))
+    }
+
+    async fn forget_below(&self, queue: QueueId, starts: &[(u32, u64)]) -> StoreResult<()> {
+        for (partition, start) in starts {
+            for table in ["message_leases", "message_settled"] {
+                let sql = format!("DELETE FROM {table} WHERE queue_id = $1 AND partition = $2 AND \"offset\" < $3");
+                self.execute(&sql, &[&big(queue), &(*partition as i32), &big(*start)]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn forget_group(&self, queue: QueueId, group: &GroupRef) -> StoreResult<()> {
+        self.delete_rows(&TABLES, queue, Some(&group.key())).await
+    }
+
+    async fn forget_queue(&self, queue: QueueId) -> StoreResult<()> {
+        self.delete_rows(&TABLES, queue, None).await
+    }
+}
+
+/// The tables of delivery state, each keyed by queue and group.
+const TABLES: [&str; 3] = ["message_group_offsets", "message_leases", "message_settled"];
+
+/// The delivery a settlement names, while it is in flight and (when `$5` is set) still the
+/// caller's delivery: a superseded or finished one matches nothing.
+const CURRENT: &str = "queue_id = $1 AND grp = $2 AND partition = $3 AND \"offset\" = $4 \
+                       AND ($5::INT IS NULL OR delivery_count = $5)";
+
+impl PgStore {
+    /// Moves the delivery to the finished table in `state`; answers it, or nothing when it did not match.
+    async fn finish(
+        &self,
+        key: &[&(dyn tokio_postgres::types::ToSql + Sync); 5],
+        state: DeliveryState,
+        now: i64,
+        reason: &Option<String>,
+    ) -> StoreResult<Option<Row>> {
+        let sql = format!(
+            "WITH gone AS (DELETE FROM message_leases WHERE {CURRENT} RETURNING *)
+             INSERT INTO message_settled (queue_id, partition, \"offset\", grp, state, delivery_count, retry_count,
+                consumer, first_delivered_at, last_delivered_at, finished_at, reason)
+             SELECT queue_id, partition, \"offset\", grp, $6::TEXT, delivery_count, retry_count, NULL,
+                first_delivered_at, last_delivered_at, $7::BIGINT, COALESCE($8::TEXT, reason) FROM gone
+             RETURNING {SETTLED_COLUMNS}"
+        );
+        self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &state.as_str(), &now, reason]).await
+    }
+
+    /// One group's delivery of a record, in flight or finished.
+    async fn delivery(&self, queue: QueueId, grp: &str, partition: u32, offset: u64) -> StoreResult<Option<Delivery>> {
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM message_leases
+                WHERE queue_id = $1 AND partition = $2 AND \"offset\" = $3 AND grp = $4
+             UNION ALL
+             SELECT {SETTLED_COLUMNS} FROM message_settled
+                WHERE queue_id = $1 AND partition = $2 AND \"offset\" = $3 AND grp = $4"
+        );
+        let row = self.query_opt(&sql, &[&big(queue), &(partition as i32), &big(offset), &grp]).await?;
+        Ok(row.as_ref().map(delivery_from_row))
+    }
+
+    /// Deletes a queue's rows (of one group, when given) from each table.
+    pub(super) async fn delete_rows(&self, tables: &[&str], queue: QueueId, group: Option<&str>) -> StoreResult<()> {
+        for table in tables {
+            match group {
+                Some(grp) => {
+                    let sql = format!("DELETE FROM {table} WHERE queue_id = $1 AND grp = $2");
+                    self.execute(&sql, &[&big(queue), &grp]).await?
+                }
+                None => self.execute(&format!("DELETE FROM {table} WHERE queue_id = $1"), &[&big(queue)]).await?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Locks the group's fetch offsets of the requested partitions (making the missing ones at the
+/// partition's start); answers those it locked: one locked by another consumer is left out.
+async fn lock_fetch_offsets(
+    tx: &deadpool_postgres::Transaction<'_>,
+    queue: i64,
+    grp: &str,
+    req: &AcquireRequest,
+) -> StoreResult<Vec<(u32, u64)>> {
+    let parts: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
+    let lock = tx
+        .prepare_cached(
+            "SELECT partition, fetch_offset FROM message_group_offsets
+             WHERE queue_id = $1 AND grp = $2 AND partition = ANY($3) ORDER BY partition FOR UPDATE SKIP LOCKED",
+        )
+        .await
+        .map_err(pg)?;
+    let mut rows = tx.query(&lock, &[&queue, &grp, &parts]).await.map_err(pg)?;
+    if rows.len() < parts.len() {
+        let starts: Vec<i64> = req.partitions.iter().map(|p| big(p.start_offset)).collect();
+        let make = tx
+            .prepare_cached(
+                "INSERT INTO message_group_offsets (queue_id, grp, partition, fetch_offset)
+                 SELECT $1::BIGINT, $2::TEXT, p, o FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(&make, &[&queue, &grp, &parts, &starts]).await.map_err(pg)?;
+        rows = tx.query(&lock, &[&queue, &grp, &parts]).await.map_err(pg)?;
+    }
+    Ok(rows.iter().map(|r| (r.get::<_, i32>(0) as u32, unsigned(r.get(1)))).collect())
+}
+
+/// Whether the group has a delivery of the partition in flight or awaiting its retry.
+async fn has_open(tx: &deadpool_postgres::Transaction<'_>, queue: i64, grp: &str, partition: u32) -> StoreResult<bool> {
+    let statement = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM message_leases WHERE queue_id = $1 AND grp = $2 AND partition = $3)",
+        )
+        .await
+        .map_err(pg)?;
+    Ok(tx.query_one(&statement, &[&queue, &grp, &(partition as i32)]).await.map_err(pg)?.get(0))
+}
+
+fn delivery_from_row(r: &Row) -> Delivery {
+    let key: String = r.get(0);
+    let state: &str = r.get(3);
+    let ts = |i: usize| r.get::<_, Option<i64>>(i).map(Timestamp);
+    Delivery {
+        group: GroupRef::from_key(&key).unwrap_or(GroupRef::Consumers(key)),
+        partition: r.get::<_, i32>(1) as u32,
+        offset: unsigned(r.get(2)),
+        state: DeliveryState::parse(state).unwrap_or(DeliveryState::Available),
+        delivery_count: r.get::<_, i32>(4) as u32,
+        retry_count: r.get::<_, i32>(5) as u32,
+        consumer: r.get(6),
+        until: ts(7),
+        first_delivered_at: ts(8),
+        last_delivered_at: ts(9),
+        finished_at: ts(10),
+        reason: r.get(11),
+    }
+}

@@ -1,0 +1,12 @@
+//! The black-box suite again, every test server on a PostgreSQL database of its own
+//! (`MESSAGE_QUEUE_STORE=postgres://...`): from `infra/postgres.sh`, made and dropped per test.
+
+#![allow(unreachable_pub)]
+
+/// Where every test server keeps its message log (`MESSAGE_QUEUE_LOG`): no matter here.
+const LOG: &str = "files";
+
+/// Whether every test server keeps its state in PostgreSQL.
+const POSTGRES: bool = true;
+
+include!("suite.rs");

@@ -1,0 +1,115 @@
+//! A PostgreSQL server for tests, and a scratch database per test. The server comes from
+//! `infra/postgres.sh --hold`: the one that answers at `MQ_POSTGRES_URL` (or 127.0.0.1:5432), or
+//! one the script starts and keeps while this process holds its input open. A scratch database
+//! is dropped with its guard; ones left by a test process that died are dropped by the next run.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+/// Prefix of every scratch database: `mq_t_<pid>_<n>`.
+const PREFIX: &str = "mq_t_";
+
+struct Server {
+    url: String,
+    /// The script, kept running until this process exits (its input closes then).
+    _hold: Mutex<Child>,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let script = infra_script();
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .arg("--hold")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", script.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the script answers");
+        let url = line.trim().to_owned();
+        assert!(url.starts_with("postgres://"), "infra/postgres.sh gave no server (it said {url:?})");
+        let server = Server { url, _hold: Mutex::new(child) };
+        drop_abandoned(&server.url);
+        server
+    })
+}
+
+fn infra_script() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let script = dir.join("infra/postgres.sh");
+        if script.exists() {
+            return script;
+        }
+        assert!(dir.pop(), "infra/postgres.sh not found above {}", env!("CARGO_MANIFEST_DIR"));
+    }
+}
+
+/// The URL of another database on the same server.
+fn url_of(server: &str, database: &str) -> String {
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{database}")
+}
+
+/// Runs SQL on the server's own database at `url`, on a thread of its own (callable from
+/// anywhere, a runtime or a destructor); answers the first column of the rows.
+fn admin(url: &str, sql: String) -> Vec<String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connects");
+            tokio::spawn(connection);
+            let messages = client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .expect("the admin thread")
+}
+
+/// Drops scratch databases of test processes that are gone.
+fn drop_abandoned(url: &str) {
+    for name in admin(url, format!("SELECT datname FROM pg_database WHERE datname LIKE '{PREFIX}%'")) {
+        let pid = name.trim_start_matches(PREFIX).split('_').next().unwrap_or_default();
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            admin(url, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// A database of its own for one test; dropped (connections and all) with the guard.
+pub struct Scratch {
+    pub url: String,
+    name: String,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("{PREFIX}{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        admin(&server().url, format!("CREATE DATABASE {name}"));
+        Self { url: url_of(&server().url, &name), name }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        admin(&server().url, format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
