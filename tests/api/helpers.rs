@@ -29,6 +29,8 @@ pub struct TestServer {
     pub pprof: Option<String>,
     pub client: reqwest::Client,
     pub token: String,
+    /// `MESSAGE_QUEUE_STORE` of the server, when the test or the suite set one.
+    pub store: Option<String>,
     _dir: Option<TempDir>,
 }
 
@@ -57,6 +59,11 @@ impl TestServer {
     }
 
     fn spawn(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
+        let store = env
+            .iter()
+            .find(|(name, _)| *name == "MESSAGE_QUEUE_STORE")
+            .map(|(_, url)| (*url).to_owned())
+            .or_else(|| store_url(data_dir));
         let mut child = Command::new(env!("CARGO_BIN_EXE_message-queue"))
             .env("MESSAGE_QUEUE_PORT", "0")
             .env("MESSAGE_QUEUE_DATA_DIR", data_dir)
@@ -65,7 +72,7 @@ impl TestServer {
             .env("MESSAGE_QUEUE_LOG", crate::LOG)
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
-            .envs(store_url(data_dir).map(|url| ("MESSAGE_QUEUE_STORE", url)))
+            .envs(store.iter().map(|url| ("MESSAGE_QUEUE_STORE", url)))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -100,6 +107,7 @@ impl TestServer {
             pprof,
             client,
             token: token("test-user"),
+            store,
             _dir: None,
         }
     }

@@ -10,3 +10,5 @@ const LOG: &str = "files";
 const POSTGRES: bool = true;
 
 include!("suite.rs");
+
+mod instances;
