@@ -135,6 +135,7 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
         print_walkthrough(&secret, &app, &data_dir, local);
     }
     tokio::spawn(shared::ops::run_dispatcher(app.service.clone()));
+    tokio::spawn(shared::ops::run_signals(app.service.clone()));
     tokio::spawn(app.service.clone().run_statistics());
     let flushing = app.service.clone();
     let service = app.service.clone();

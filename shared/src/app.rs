@@ -96,8 +96,11 @@ async fn backends(config: &Config) -> Result<Backends, BuildError> {
                 connect_timeout: std::time::Duration::from_millis(pool.timeout_ms),
                 statement_timeout: std::time::Duration::from_millis(pool.statement_timeout_ms),
             };
-            let store = crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?;
-            Ok(Backends::all(Arc::new(store)))
+            let store =
+                Arc::new(crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?);
+            let mut backends = Backends::all(store.clone());
+            backends.signals = store;
+            Ok(backends)
         }
         other => Err(fail(format!("this build has no {} store", other.scheme()))),
     }

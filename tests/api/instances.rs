@@ -173,6 +173,27 @@ async fn two_instances_on_one_database_deliver_each_message_once_per_group() {
     assert_eq!(queue["statistics"]["messages_acknowledged"], acknowledged, "seed {seed}: {queue}");
 }
 
+#[tokio::test]
+async fn a_long_poll_wakes_when_another_instance_publishes() {
+    // Re-checks an hour apart: only the signal between the instances can wake the poll in time.
+    let env = [("MESSAGE_QUEUE_RECHECK", "1h")];
+    let first = TestServer::start_with(&env).await;
+    let url = first.store.clone().expect("the PostgreSQL suite gives a store");
+    let second = Arc::new(TestServer::start_with(&[&env[..], &[("MESSAGE_QUEUE_STORE", url.as_str())]].concat()).await);
+    let (status, body) = first.post("/api/v1/topics", json!({"name": "woken"})).await;
+    assert!(status.is_success(), "{body}");
+    let waiting = {
+        let second = second.clone();
+        let body = json!({"topic": "woken", "group_id": "g", "consumer_id": "c", "timeout": "30s"});
+        tokio::spawn(async move { second.post("/api/v1/messages/consume", body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let id = first.publish("woken", json!({"n": 1})).await;
+    let (status, answer) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["messages"][0]["message_id"], id.as_str(), "{answer}");
+}
+
 /// Whether the group has acknowledged every message, once publishing ended.
 fn done(ledger: &Mutex<Ledger>, published: &Mutex<HashSet<String>>, group: &str) -> bool {
     let published = published.lock().unwrap();

@@ -55,6 +55,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MESSAGE_QUEUE_AUTO_PAUSE_AFTER", "1h", "a subscription failing every attempt this long is paused"),
     ("MESSAGE_QUEUE_STATS_FLUSH", "10s", "how often figures go to the store, where every process reads them"),
     (
+        "MESSAGE_QUEUE_RECHECK",
+        "200ms",
+        "how often a waiting long poll looks for records another process published without a signal",
+    ),
+    (
         "PPROF_ADDR",
         ":6067",
         "CPU profiles at /debug/pprof/profile (pprof format); a bare :port binds 127.0.0.1 only; off disables it",
@@ -128,6 +133,9 @@ pub struct Config {
     /// `MESSAGE_QUEUE_STATS_FLUSH`: how often this process writes its figures to the store, where
     /// every process reads them (default 10s).
     pub stats_flush_ms: u64,
+    /// `MESSAGE_QUEUE_RECHECK`: how often a waiting long poll looks for records another process
+    /// published, whether or not a signal came (default 200ms).
+    pub recheck_ms: u64,
     /// JWT verification settings.
     pub jwt: JwtConfig,
     /// Limits on what clients of the HTTP server may hold.
@@ -236,6 +244,7 @@ impl Config {
             callback_timeout_ms: var("MESSAGE_QUEUE_CALLBACK_TIMEOUT").duration_ms_or(10_000)?,
             auto_pause_after_ms: var("MESSAGE_QUEUE_AUTO_PAUSE_AFTER").duration_ms_or(3_600_000)?,
             stats_flush_ms: var("MESSAGE_QUEUE_STATS_FLUSH").duration_ms_or(10_000)?,
+            recheck_ms: var("MESSAGE_QUEUE_RECHECK").duration_ms_or(200)?,
             jwt: JwtConfig {
                 secret: var("JWT_SECRET").value,
                 issuer: var("JWT_ISSUER").value,
@@ -270,6 +279,7 @@ impl Config {
             ("MESSAGE_QUEUE_BODY_TIMEOUT", self.limits.body_timeout_ms),
             ("MESSAGE_QUEUE_MAX_CONNECTIONS", self.limits.max_connections as u64),
             ("MESSAGE_QUEUE_STATS_FLUSH", self.stats_flush_ms),
+            ("MESSAGE_QUEUE_RECHECK", self.recheck_ms),
             ("MESSAGE_QUEUE_DB_POOL", self.db_pool.size as u64),
             ("MESSAGE_QUEUE_DB_TIMEOUT", self.db_pool.timeout_ms),
             ("MESSAGE_QUEUE_DB_STATEMENT_TIMEOUT", self.db_pool.statement_timeout_ms),

@@ -16,8 +16,6 @@ use crate::{
     ports::{AcquireRequest, GroupRef, Lease, Queue, QueueId, Record},
 };
 
-/// How often a waiting consumer re-checks for records other processes published.
-const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How often one process writes that a consumer is still consuming from a queue.
 const SEEN_EVERY: Duration = Duration::from_secs(10);
 /// Consumers remembered before the memory of who was seen starts over.
@@ -93,7 +91,7 @@ impl Service {
             if !delivered.is_empty() || now >= deadline || self.stopping.is_stopping() {
                 return Ok(delivered);
             }
-            let nap = POLL_EVERY.min(deadline - now);
+            let nap = Duration::from_millis(self.config.recheck_ms).min(deadline - now);
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(nap) => {}

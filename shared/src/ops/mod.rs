@@ -17,6 +17,7 @@ mod reading;
 mod report;
 mod screening;
 mod settle;
+mod signals;
 mod statistics;
 mod subscriptions;
 mod wakeups;
@@ -37,6 +38,7 @@ pub use push::{PushItem, PushOutcome};
 pub use queues::{ConsumerCount, QueueDeclaration, QueueStatus, TopicSpec, parse_arguments};
 pub use report::{MetricsReport, QueueMetrics};
 pub use settle::{Receipt, SettleCommand, SettleKind, Settled};
+pub use signals::run_signals;
 pub use statistics::{BUCKET_MS, KEEP_MS, RECENT_MS, ROLL_UPS, WIDEST_MS, Window};
 pub use subscriptions::NewSubscription;
 
@@ -49,7 +51,7 @@ use crate::{
     error::{Error, Result, StoreError},
     ports::{
         ConsumerRegistry, LeaseStore, LogSpec, MessageLog, MetadataStore, PushLog, Queue, QueueArguments, QueueId,
-        QueueSettings, QueueStats, RateLimiter, Statistics,
+        QueueSettings, QueueStats, RateLimiter, Signals, Statistics,
     },
 };
 use queue_cache::QueueCache;
@@ -69,6 +71,7 @@ pub struct Service {
     push: Arc<dyn PushLog>,
     stats: Arc<dyn QueueStats>,
     statistics: Arc<dyn Statistics>,
+    signals: Arc<dyn Signals>,
     clock: Arc<dyn Clock>,
     /// Resolves callback hosts, at subscribe time and at delivery.
     resolver: Arc<dyn Resolve>,
@@ -98,6 +101,8 @@ pub struct Backends {
     pub push: Arc<dyn PushLog>,
     pub stats: Arc<dyn QueueStats>,
     pub statistics: Arc<dyn Statistics>,
+    /// Wake-up hints between processes; [`crate::ports::NoSignals`] unless the store has them.
+    pub signals: Arc<dyn Signals>,
 }
 
 impl Backends {
@@ -115,6 +120,7 @@ impl Backends {
             push: store.clone(),
             stats: store.clone(),
             statistics: store,
+            signals: Arc::new(crate::ports::NoSignals),
         }
     }
 }
@@ -137,6 +143,7 @@ impl Service {
             push: backends.push,
             stats: backends.stats,
             statistics: backends.statistics,
+            signals: backends.signals,
             clock: Arc::new(SystemClock),
             resolver: Arc::new(SystemResolver),
             figures: Arc::default(),

@@ -1,6 +1,7 @@
 //! Wakes long-polling consumers of a queue when this process publishes to it,
-//! and the dispatcher when the queue has an active subscription.
-//! Publishes by other processes are found by the periodic re-checks.
+//! and the dispatcher when the queue has an active subscription. Publishes by
+//! other processes wake them through the store's signals (`signals.rs`) where it
+//! has them; the periodic re-checks find them in any case.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,6 +18,8 @@ pub(super) struct Wakeups {
     any: Arc<Notify>,
     /// Queues with an active subscription, as the dispatcher last saw them.
     subscribed: Mutex<HashSet<QueueId>>,
+    /// Queues published to since the last announcement to other processes, while someone announces.
+    unannounced: Mutex<Option<HashSet<QueueId>>>,
 }
 
 impl Wakeups {
@@ -41,8 +44,27 @@ impl Wakeups {
         self.any.notify_waiters();
     }
 
-    /// Wakes every consumer waiting on the queue, and the dispatcher if the queue is subscribed.
+    /// Wakes every waiter on the queue here, and notes it for the next announcement to other processes.
     pub(super) fn publish(&self, queue: QueueId) {
+        if let Some(queues) = self.unannounced.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            queues.insert(queue);
+        }
+        self.wake(queue);
+    }
+
+    /// From now on, notes the queues published to for [`Self::take_unannounced`].
+    pub(super) fn start_announcing(&self) {
+        self.unannounced.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_default();
+    }
+
+    /// The queues published to since the last call.
+    pub(super) fn take_unannounced(&self) -> Vec<QueueId> {
+        let mut unannounced = self.unannounced.lock().unwrap_or_else(|p| p.into_inner());
+        unannounced.as_mut().map(|queues| queues.drain().collect()).unwrap_or_default()
+    }
+
+    /// Wakes every consumer waiting on the queue, and the dispatcher if the queue is subscribed.
+    pub(super) fn wake(&self, queue: QueueId) {
         if self.subscribed.lock().unwrap_or_else(|p| p.into_inner()).contains(&queue) {
             self.any.notify_waiters();
         }

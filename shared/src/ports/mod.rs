@@ -8,6 +8,7 @@
 //! - [`PushLog`]: push attempts and runs of failures.
 //! - [`QueueStats`]: counters of what happened to a queue's messages.
 //! - [`Statistics`]: time buckets of counts and latency histograms, from every process.
+//! - [`Signals`]: wake-up hints between processes sharing a store.
 //!
 //! Every decision that depends on time takes `now` from the caller; no backend reads a clock.
 //! Every backend passes the same contract suite (`shared/tests/contract`).
@@ -18,6 +19,7 @@ mod leases;
 mod log;
 mod meta;
 mod push;
+mod signals;
 mod stats;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,7 @@ pub use leases::{
 pub use log::{LogSpec, MessageLog, ReadLimit};
 pub use meta::{MetadataStore, RetryPolicy, Subscription, SubscriptionStatus};
 pub use push::{AttemptRecord, FailureRun, PushLog};
+pub use signals::{NoSignals, Signals};
 pub use stats::{CounterDelta, NO_QUEUE, QueueCounters, QueueStats, Statistics, StatsBucket};
 
 /// Result of a port call.

@@ -11,6 +11,7 @@ mod log;
 mod meta;
 mod push;
 mod schema;
+mod signals;
 mod statistics;
 
 use std::{sync::Arc, time::Duration};
@@ -48,6 +49,10 @@ pub struct PgStore {
     pool: Pool,
     counters: Arc<counters::Pending>,
     appender: log::Appender,
+    /// How to connect, for connections outside the pool (listening for signals).
+    config: tokio_postgres::Config,
+    /// This instance's name in signals, random per process.
+    origin: u64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -70,7 +75,8 @@ impl PgStore {
         config.connect_timeout(options.connect_timeout);
         config.keepalives_idle(Duration::from_secs(30));
         config.options(format!("-c statement_timeout={}", options.statement_timeout.as_millis()));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.size.max(1))
             .wait_timeout(Some(options.connect_timeout))
@@ -85,7 +91,9 @@ impl PgStore {
         let counters = Arc::new(counters::Pending::default());
         counters::spawn_flusher(pool.clone(), Arc::downgrade(&counters));
         let appender = log::Appender::spawn(pool.clone());
-        Ok(Self { pool, counters, appender })
+        let mut random = [0; 8];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Failed(format!("no random source: {e}")))?;
+        Ok(Self { pool, counters, appender, config, origin: u64::from_le_bytes(random) })
     }
 
     async fn client(&self) -> StoreResult<Object> {
