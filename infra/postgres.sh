@@ -6,13 +6,14 @@
 # missing), and stops it and removes the directory afterwards. With its own server COMMAND also
 # gets MQ_POSTGRES_CTL, a pg_ctl for that server (`"$MQ_POSTGRES_CTL" stop -m fast`, `... start`).
 #
-# infra/postgres.sh --hold: prints the URL on one line and keeps the server until its standard
-# input closes (how the test suites get a server: they hold the pipe while they run).
+# infra/postgres.sh --hold: prints the URL on one line and MQ_POSTGRES_CTL on the next (empty for
+# a server that answered), and keeps the server until its standard input closes (how the test
+# suites get a server: they hold the pipe while they run).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if [ "${1:-}" = --hold ]; then
-    set -- bash -c 'echo "$MQ_POSTGRES_URL"; exec cat >/dev/null'
+    set -- bash -c 'echo "$MQ_POSTGRES_URL"; echo "${MQ_POSTGRES_CTL:-}"; exec cat >/dev/null'
 fi
 run_on_answering MQ_POSTGRES_URL "postgres://postgres@127.0.0.1:5432/postgres" "$@"
 

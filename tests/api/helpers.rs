@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 #[cfg(feature = "postgres")]
 #[path = "../support/postgres.rs"]
-mod pg;
+pub mod pg;
 
 pub const SECRET: &str = "test-secret-of-the-api-suite-at-least-32-bytes";
 
@@ -30,6 +30,7 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub token: String,
     /// `MESSAGE_QUEUE_STORE` of the server, when the test or the suite set one.
+    #[allow(dead_code, reason = "read by the PostgreSQL suite's tests only")]
     pub store: Option<String>,
     _dir: Option<TempDir>,
 }

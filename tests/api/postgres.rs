@@ -12,3 +12,5 @@ const POSTGRES: bool = true;
 include!("suite.rs");
 
 mod instances;
+
+mod faults;

@@ -25,22 +25,74 @@ struct Server {
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let script = infra_script();
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg("--hold")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} starts: {e}", script.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the script answers");
-        let url = line.trim().to_owned();
-        assert!(url.starts_with("postgres://"), "infra/postgres.sh gave no server (it said {url:?})");
+        let (child, url, _) = hold(false);
         let server = Server { url, _hold: Mutex::new(child) };
         drop_abandoned(&server.url);
         server
     })
+}
+
+/// Runs `infra/postgres.sh --hold` (with a server of its own when `own`); answers the script,
+/// the server's URL and its pg_ctl (empty for a server that answered).
+fn hold(own: bool) -> (Child, String, String) {
+    let script = infra_script();
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg("--hold")
+        .envs(own.then_some(("MQ_INFRA_OWN", "1")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", script.display()));
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = || {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the script answers");
+        line.trim().to_owned()
+    };
+    let (url, ctl) = (line(), line());
+    assert!(url.starts_with("postgres://"), "infra/postgres.sh gave no server (it said {url:?})");
+    (child, url, ctl)
+}
+
+/// A PostgreSQL server of one test's own, which the test may stop and start again; stopped
+/// and removed with the guard.
+#[allow(dead_code, reason = "the PostgreSQL suite's fault tests use it; other suites share this file")]
+pub struct OwnServer {
+    pub url: String,
+    ctl: String,
+    hold: Child,
+}
+
+#[allow(dead_code, reason = "the PostgreSQL suite's fault tests use it; other suites share this file")]
+impl OwnServer {
+    pub fn start() -> Self {
+        let (hold, url, ctl) = hold(true);
+        assert!(!ctl.is_empty(), "infra/postgres.sh started a server of its own");
+        Self { url, ctl, hold }
+    }
+
+    /// `pg_ctl stop -m fast`: ends every session at once, as a restart or a failover does.
+    pub fn stop_fast(&self) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = Command::new(&self.ctl).args(args).output().expect("pg_ctl runs");
+        assert!(out.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        // The script stops the server and removes its directory once its input closes.
+        drop(self.hold.stdin.take());
+        let _ = self.hold.wait();
+    }
 }
 
 fn infra_script() -> PathBuf {
