@@ -10,6 +10,10 @@
 //! mq-bench lookup N SECS     messages read by id after one group consumed N; with the baseline
 //! mq-bench push [--messages N] [--partitions N] [--retry-delay MS] [--ordered]
 //!                             10,000 messages to 3 subscriptions, a fifth of first attempts failing
+//! mq-bench stores [--rounds N] [--secs S] [--open-loop-secs S]
+//!                             embedded against PostgreSQL, one and two instances (under infra/postgres.sh)
+//! mq-bench soak [--minutes M] [--rate R] [--window S]
+//!                             steady publish-consume-ack on PostgreSQL, an idle transaction in the middle
 //! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
 //! ```
 
@@ -19,9 +23,12 @@ mod figures;
 mod load;
 #[cfg(feature = "peers")]
 mod peers;
+mod pg;
 mod push;
 mod scenarios;
 mod server;
+mod soak;
+mod stores;
 
 use std::process::ExitCode;
 
@@ -40,9 +47,11 @@ fn main() -> ExitCode {
         Some("consume") => runtime.block_on(scenarios::consume_alone(number(1, 10))),
         Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
         Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
+        Some("stores") => runtime.block_on(stores::run(stores::Plan::parse(&args))),
+        Some("soak") => runtime.block_on(soak::run(soak::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS | lookup N SECS | push [--ordered] ... | fault-check \
+            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS | lookup N SECS | push [--ordered] ... | stores ... | soak ... | fault-check \
              | baseline-server"
                 .into(),
         ),

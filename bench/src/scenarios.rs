@@ -305,14 +305,14 @@ fn kilobyte() -> String {
 }
 
 /// A publish-shaped request to the baseline; `authorized` sends it to the route that checks a JWT.
-fn baseline_step(base: &str, authorized: bool) -> Step {
+pub(crate) fn baseline_step(base: &str, authorized: bool) -> Step {
     let url = format!("{base}/baseline{}", if authorized { "/authorized" } else { "" });
     let body = json!({"queue": "bench", "message": {"data": kilobyte()}}).to_string();
     let auth = format!("Bearer {}", token());
     Arc::new(move |client: reqwest::Client| Box::pin(expect(authorized_post(&client, &url, &auth, &body), 200, 1)))
 }
 
-fn publish_step(base: &str, queue: &str) -> Step {
+pub(crate) fn publish_step(base: &str, queue: &str) -> Step {
     let url = format!("{base}/message-queue/publish");
     let body = json!({"queue": queue, "message": {"data": kilobyte()}, "persistent": true}).to_string();
     let auth = format!("Bearer {}", token());
@@ -324,7 +324,7 @@ fn authorized_post(client: &reqwest::Client, url: &str, auth: &str, body: &str) 
     client.post(url).header("content-type", "application/json").header("authorization", auth).body(body.to_owned())
 }
 
-fn batch_step(base: &str, topic: &str) -> Step {
+pub(crate) fn batch_step(base: &str, topic: &str) -> Step {
     let url = format!("{base}/api/v1/messages/batch");
     let item = json!({"topic": topic, "content": kilobyte()});
     let body = json!({"messages": vec![item; 100]}).to_string();
@@ -340,7 +340,7 @@ fn batch_step(base: &str, topic: &str) -> Step {
 }
 
 /// Consumes up to `max` and acknowledges them: one request each, or all in one (`batch_ack`).
-fn consume_ack_step(base: &str, topic: &str, max: u32, batch_ack: bool) -> Step {
+pub(crate) fn consume_ack_step(base: &str, topic: &str, max: u32, batch_ack: bool) -> Step {
     let (consume, ack) = (format!("{base}/api/v1/messages/consume"), format!("{base}/api/v1/messages/acknowledge"));
     let auth = format!("Bearer {}", token());
     let topic = topic.to_owned();
@@ -408,8 +408,15 @@ async fn consumed_history(base: &str, topic: &str, n: usize) -> Result<Vec<Strin
     Ok(ids)
 }
 
+/// Creates a topic of `partitions` partitions.
+pub(crate) async fn create_topic(base: &str, topic: &str, partitions: u32) -> Result<(), String> {
+    let body = json!({"name": topic, "partitions": partitions});
+    let req = reqwest::Client::new().post(format!("{base}/api/v1/topics")).bearer_auth(token()).json(&body);
+    send(req, 201).await.map(|_| ())
+}
+
 /// Publishes `n` messages to a topic in batches of 1000.
-async fn prefill(base: &str, topic: &str, n: usize) -> Result<(), String> {
+pub(crate) async fn prefill(base: &str, topic: &str, n: usize) -> Result<(), String> {
     let client = reqwest::Client::new();
     let item = json!({"topic": topic, "content": kilobyte()});
     for _ in 0..n / 1000 {

@@ -24,7 +24,8 @@ impl Server {
         Self::service_with(data_dir, &[])
     }
 
-    /// The release server with extra environment variables.
+    /// The release server with extra environment variables; its store is `MQ_BENCH_STORE`'s
+    /// (a `MESSAGE_QUEUE_STORE` URL) when that is set and `env` names none.
     pub(crate) fn service_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let binary = match std::env::var_os("MQ_BENCH_SERVER") {
             Some(path) => PathBuf::from(path),
@@ -37,6 +38,7 @@ impl Server {
             .env("PPROF_ADDR", "off")
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
+            .envs(std::env::var("MQ_BENCH_STORE").ok().map(|url| ("MESSAGE_QUEUE_STORE", url)))
             .envs(env.iter().copied());
         Self::spawn(cmd)
     }

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::{PgStore, big, errors::pg, unsigned};
+use super::{PgStore, big, errors::pg, finisher::Finish, unsigned};
 use crate::{
     domain::Timestamp,
     ports::{
@@ -19,7 +19,7 @@ use crate::{
 /// A delivery's columns in both tables (`until` null once finished, `finished_at` null before).
 const LEASE_COLUMNS: &str = "grp, partition, \"offset\", state, delivery_count, retry_count, consumer, until, \
                              first_delivered_at, last_delivered_at, NULL::BIGINT, reason";
-const SETTLED_COLUMNS: &str = "grp, partition, \"offset\", state, delivery_count, retry_count, consumer, NULL::BIGINT, \
+pub(super) const SETTLED_COLUMNS: &str = "grp, partition, \"offset\", state, delivery_count, retry_count, consumer, NULL::BIGINT, \
                                first_delivered_at, last_delivered_at, finished_at, reason";
 
 #[async_trait]
@@ -126,11 +126,21 @@ impl LeaseStore for PgStore {
         let expect = req.expect_delivery.map(|n| n as i32);
         let now = req.now.0;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&queue, &grp, &partition, &offset, &expect];
+        let finish = |state: DeliveryState| Finish {
+            queue,
+            grp: grp.clone(),
+            partition,
+            offset,
+            expect,
+            state: state.as_str(),
+            at: now,
+            reason: req.reason.clone(),
+        };
         let changed = match req.settlement {
-            Settlement::Acknowledge => self.finish(&key, DeliveryState::Acknowledged, now, &req.reason).await?,
+            Settlement::Acknowledge => self.finisher.finish(finish(DeliveryState::Acknowledged)).await?,
             Settlement::Drop { cause, dead_lettered } => {
                 let state = if dead_lettered { DeliveryState::DeadLettered } else { cause.final_state() };
-                self.finish(&key, state, now, &req.reason).await?
+                self.finisher.finish(finish(state)).await?
             }
             Settlement::Release { at } => {
                 let sql = format!(
@@ -138,25 +148,34 @@ impl LeaseStore for PgStore {
                         consumer = NULL, reason = COALESCE($7, reason)
                      WHERE {CURRENT} RETURNING {LEASE_COLUMNS}"
                 );
-                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &at.0, &req.reason]).await?
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &at.0, &req.reason])
+                    .await?
+                    .as_ref()
+                    .map(delivery_from_row)
             }
             Settlement::Extend { until } => {
                 let sql = format!(
                     "UPDATE message_leases SET until = $6, reason = COALESCE($8, reason)
                      WHERE {CURRENT} AND state = 'leased' AND until > $7 RETURNING {LEASE_COLUMNS}"
                 );
-                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &now, &req.reason]).await?
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &now, &req.reason])
+                    .await?
+                    .as_ref()
+                    .map(delivery_from_row)
             }
             Settlement::Hold { until } => {
                 let sql = format!(
                     "UPDATE message_leases SET state = 'leased', until = $6, reason = COALESCE($7, reason)
                      WHERE {CURRENT} RETURNING {LEASE_COLUMNS}"
                 );
-                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &req.reason]).await?
+                self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &until.0, &req.reason])
+                    .await?
+                    .as_ref()
+                    .map(delivery_from_row)
             }
         };
-        if let Some(row) = changed {
-            return Ok(Ok(delivery_from_row(&row)));
+        if let Some(delivery) = changed {
+            return Ok(Ok(delivery));
         }
         // Nothing changed: say why, from what the group holds now.
         let current = self.delivery(req.queue, &grp, req.partition, req.offset).await?;
@@ -262,25 +281,6 @@ const CURRENT: &str = "queue_id = $1 AND grp = $2 AND partition = $3 AND \"offse
                        AND ($5::INT IS NULL OR delivery_count = $5)";
 
 impl PgStore {
-    /// Moves the delivery to the finished table in `state`; answers it, or nothing when it did not match.
-    async fn finish(
-        &self,
-        key: &[&(dyn tokio_postgres::types::ToSql + Sync); 5],
-        state: DeliveryState,
-        now: i64,
-        reason: &Option<String>,
-    ) -> StoreResult<Option<Row>> {
-        let sql = format!(
-            "WITH gone AS (DELETE FROM message_leases WHERE {CURRENT} RETURNING *)
-             INSERT INTO message_settled (queue_id, partition, \"offset\", grp, state, delivery_count, retry_count,
-                consumer, first_delivered_at, last_delivered_at, finished_at, reason)
-             SELECT queue_id, partition, \"offset\", grp, $6::TEXT, delivery_count, retry_count, NULL,
-                first_delivered_at, last_delivered_at, $7::BIGINT, COALESCE($8::TEXT, reason) FROM gone
-             RETURNING {SETTLED_COLUMNS}"
-        );
-        self.query_opt(&sql, &[key[0], key[1], key[2], key[3], key[4], &state.as_str(), &now, reason]).await
-    }
-
     /// One group's delivery of a record, in flight or finished.
     async fn delivery(&self, queue: QueueId, grp: &str, partition: u32, offset: u64) -> StoreResult<Option<Delivery>> {
         let sql = format!(
@@ -352,7 +352,7 @@ async fn has_open(tx: &deadpool_postgres::Transaction<'_>, queue: i64, grp: &str
     Ok(tx.query_one(&statement, &[&queue, &grp, &(partition as i32)]).await.map_err(pg)?.get(0))
 }
 
-fn delivery_from_row(r: &Row) -> Delivery {
+pub(super) fn delivery_from_row(r: &Row) -> Delivery {
     let key: String = r.get(0);
     let state: &str = r.get(3);
     let ts = |i: usize| r.get::<_, Option<i64>>(i).map(Timestamp);

@@ -6,6 +6,7 @@
 mod consumers;
 mod counters;
 mod errors;
+mod finisher;
 mod leases;
 mod log;
 mod meta;
@@ -49,6 +50,7 @@ pub struct PgStore {
     pool: Pool,
     counters: Arc<counters::Pending>,
     appender: log::Appender,
+    finisher: finisher::Finisher,
     /// How to connect, for connections outside the pool (listening for signals).
     config: tokio_postgres::Config,
     /// This instance's name in signals, random per process.
@@ -91,9 +93,10 @@ impl PgStore {
         let counters = Arc::new(counters::Pending::default());
         counters::spawn_flusher(pool.clone(), Arc::downgrade(&counters));
         let appender = log::Appender::spawn(pool.clone());
+        let finisher = finisher::Finisher::spawn(pool.clone());
         let mut random = [0; 8];
         getrandom::fill(&mut random).map_err(|e| StoreError::Failed(format!("no random source: {e}")))?;
-        Ok(Self { pool, counters, appender, config, origin: u64::from_le_bytes(random) })
+        Ok(Self { pool, counters, appender, finisher, config, origin: u64::from_le_bytes(random) })
     }
 
     async fn client(&self) -> StoreResult<Object> {

@@ -1,0 +1,150 @@
+//! Finishing deliveries (acknowledged, dead-lettered, dropped) from concurrent requests in one
+//! statement each: the lease rows are locked in key order, deleted, and their finished rows
+//! inserted into the insert-only `message_settled`. A batch acknowledgement of many messages,
+//! or many consumers acknowledging at once, cost the database one statement, not one each.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{
+    errors::{no_connection, pg},
+    leases::{SETTLED_COLUMNS, delivery_from_row},
+};
+use crate::{
+    error::StoreError,
+    ports::{Delivery, StoreResult},
+};
+
+/// Most deliveries one statement finishes.
+const MAX_BATCH: usize = 500;
+/// Statements in flight at once per process.
+const WRITERS: usize = 2;
+
+/// One delivery to finish, if it is still the one named.
+pub(super) struct Finish {
+    pub(super) queue: i64,
+    pub(super) grp: String,
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    /// The delivery it must be (`None`: whichever is current).
+    pub(super) expect: Option<i32>,
+    pub(super) state: &'static str,
+    pub(super) at: i64,
+    pub(super) reason: Option<String>,
+}
+
+type Answer = StoreResult<Option<Delivery>>;
+
+struct Job {
+    finish: Finish,
+    reply: oneshot::Sender<Answer>,
+}
+
+#[derive(Clone)]
+pub(super) struct Finisher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Finisher {
+    pub(super) fn spawn(pool: Pool) -> Self {
+        let (jobs, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH {
+                            let Ok(job) = rx.try_recv() else { break };
+                            batch.push(job);
+                        }
+                        batch
+                    };
+                    match finish_all(&pool, &batch).await {
+                        Ok(answers) => {
+                            for (job, answer) in batch.into_iter().zip(answers) {
+                                let _ = job.reply.send(Ok(answer));
+                            }
+                        }
+                        Err(e) => {
+                            for job in batch {
+                                let _ = job.reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Self { jobs }
+    }
+
+    /// The finished delivery, or `None` when the named one is not in flight.
+    pub(super) async fn finish(&self, finish: Finish) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::unavailable("the PostgreSQL finisher stopped");
+        self.jobs.send(Job { finish, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// Finishes every job's delivery that is still in flight; answers each job in order.
+async fn finish_all(pool: &Pool, batch: &[Job]) -> StoreResult<Vec<Option<Delivery>>> {
+    let jobs: Vec<&Finish> = batch.iter().map(|j| &j.finish).collect();
+    let queues: Vec<i64> = jobs.iter().map(|f| f.queue).collect();
+    let groups: Vec<&str> = jobs.iter().map(|f| f.grp.as_str()).collect();
+    let partitions: Vec<i32> = jobs.iter().map(|f| f.partition).collect();
+    let offsets: Vec<i64> = jobs.iter().map(|f| f.offset).collect();
+    let expects: Vec<Option<i32>> = jobs.iter().map(|f| f.expect).collect();
+    let states: Vec<&str> = jobs.iter().map(|f| f.state).collect();
+    let ats: Vec<i64> = jobs.iter().map(|f| f.at).collect();
+    let reasons: Vec<Option<&str>> = jobs.iter().map(|f| f.reason.as_deref()).collect();
+    let client = pool.get().await.map_err(no_connection)?;
+    let sql = format!(
+        "WITH req AS (
+            SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::INT[], $4::BIGINT[], $5::INT[], $6::TEXT[],
+                $7::BIGINT[], $8::TEXT[]) AS t(queue_id, grp, partition, \"offset\", expect, new_state, at, new_reason)
+         ),
+         locked AS (
+            SELECT l.queue_id, l.grp, l.partition, l.\"offset\", r.new_state, r.at, r.new_reason
+            FROM message_leases l JOIN req r ON l.queue_id = r.queue_id AND l.grp = r.grp
+                AND l.partition = r.partition AND l.\"offset\" = r.\"offset\"
+            WHERE r.expect IS NULL OR l.delivery_count = r.expect
+            ORDER BY l.queue_id, l.grp, l.partition, l.\"offset\"
+            FOR UPDATE OF l
+         ),
+         gone AS (
+            DELETE FROM message_leases l USING locked k
+            WHERE l.queue_id = k.queue_id AND l.grp = k.grp AND l.partition = k.partition AND l.\"offset\" = k.\"offset\"
+            RETURNING l.*, k.new_state, k.at, k.new_reason
+         )
+         INSERT INTO message_settled (queue_id, partition, \"offset\", grp, state, delivery_count, retry_count,
+            consumer, first_delivered_at, last_delivered_at, finished_at, reason)
+         SELECT queue_id, partition, \"offset\", grp, new_state, delivery_count, retry_count, NULL,
+            first_delivered_at, last_delivered_at, at, COALESCE(new_reason, reason) FROM gone
+         RETURNING {SETTLED_COLUMNS}, queue_id"
+    );
+    let statement = client.prepare_cached(&sql).await.map_err(pg)?;
+    let rows = client
+        .query(&statement, &[&queues, &groups, &partitions, &offsets, &expects, &states, &ats, &reasons])
+        .await
+        .map_err(pg)?;
+    // Each finished row answers the first job that named it; a second job naming the same
+    // delivery learns from the lease store what became of it.
+    let mut answers: Vec<Option<Delivery>> = vec![None; jobs.len()];
+    for row in &rows {
+        let (grp, partition, offset, queue): (String, i32, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(12));
+        let named = jobs.iter().enumerate().position(|(i, f)| {
+            answers[i].is_none() && f.queue == queue && f.grp == grp && f.partition == partition && f.offset == offset
+        });
+        if let Some(i) = named {
+            answers[i] = Some(delivery_from_row(row));
+        }
+    }
+    Ok(answers)
+}
