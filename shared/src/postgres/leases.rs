@@ -7,12 +7,12 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::{PgStore, big, errors::pg, finisher::Finish, unsigned};
+use super::{PgStore, big, finisher::Finish, unsigned};
 use crate::{
     domain::Timestamp,
     ports::{
-        AcquireRequest, Acquired, Delivery, DeliveryState, GroupPosition, GroupRef, Lease, LeaseStore, QueueId,
-        SettleRefusal, SettleRequest, Settlement, StoreResult,
+        AcquireRequest, Acquired, Delivery, DeliveryState, GroupPosition, GroupRef, LeaseStore, QueueId, SettleRefusal,
+        SettleRequest, Settlement, StoreResult,
     },
 };
 
@@ -25,100 +25,7 @@ pub(super) const SETTLED_COLUMNS: &str = "grp, partition, \"offset\", state, del
 #[async_trait]
 impl LeaseStore for PgStore {
     async fn acquire(&self, req: &AcquireRequest) -> StoreResult<Acquired> {
-        let (queue, grp, now) = (big(req.queue), req.group.key(), req.now.0);
-        let until = req.now.plus_ms(req.lease_ms);
-        let wanted: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        // Due deliveries first (released ones whose time came, lapsed leases), leased again at once.
-        let due = tx
-            .prepare_cached(
-                "WITH due AS (
-                    SELECT partition, \"offset\" FROM message_leases
-                    WHERE queue_id = $1 AND grp = $2 AND until <= $3 AND partition = ANY($4)
-                    ORDER BY partition, \"offset\" LIMIT $5 FOR UPDATE SKIP LOCKED
-                 )
-                 UPDATE message_leases l SET state = 'leased', consumer = $6, until = $7,
-                    delivery_count = l.delivery_count + 1, last_delivered_at = $3,
-                    first_delivered_at = COALESCE(l.first_delivered_at, $3)
-                 FROM due WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = due.partition
-                    AND l.\"offset\" = due.\"offset\"
-                 RETURNING l.partition, l.\"offset\", l.delivery_count, l.retry_count",
-            )
-            .await
-            .map_err(pg)?;
-        let rows = tx
-            .query(&due, &[&queue, &grp, &now, &wanted, &i64::from(req.max), &req.consumer, &until.0])
-            .await
-            .map_err(pg)?;
-        let mut leases: Vec<Lease> = rows
-            .iter()
-            .map(|r| Lease {
-                partition: r.get::<_, i32>(0) as u32,
-                offset: unsigned(r.get(1)),
-                delivery_count: r.get::<_, i32>(2) as u32,
-                retry_count: r.get::<_, i32>(3) as u32,
-                until,
-            })
-            .collect();
-        leases.sort_by_key(|l| (l.partition, l.offset));
-        let mut room = u64::from(req.max).saturating_sub(leases.len() as u64);
-        let mut skipped = 0;
-        if room > 0 {
-            // Each partition's fetch offset, locked; one another consumer is taking from is skipped.
-            let fetches = lock_fetch_offsets(&tx, queue, &grp, req).await?;
-            let (mut parts, mut offsets, mut moved_parts, mut moved_to) = (vec![], vec![], vec![], vec![]);
-            for p in &req.partitions {
-                let take = room.min(req.per_partition.map_or(u64::MAX, u64::from));
-                if take == 0 {
-                    break;
-                }
-                let Some(&(_, fetch)) = fetches.iter().find(|(part, _)| *part == p.partition) else { continue };
-                if req.per_partition.is_some() && has_open(&tx, queue, &grp, p.partition).await? {
-                    // Ordered delivery: a partition with a message in flight or awaiting its retry waits.
-                    continue;
-                }
-                // Records removed by retention before this group reached them are gone for it.
-                skipped += p.start_offset.saturating_sub(fetch);
-                let from = fetch.max(p.start_offset);
-                let to = p.end_offset.min(from + take).max(from);
-                for offset in from..to {
-                    parts.push(p.partition as i32);
-                    offsets.push(big(offset));
-                    leases.push(Lease { partition: p.partition, offset, delivery_count: 1, retry_count: 0, until });
-                }
-                room -= to - from;
-                if to != fetch {
-                    moved_parts.push(p.partition as i32);
-                    moved_to.push(big(to));
-                }
-            }
-            if !parts.is_empty() {
-                let insert = tx
-                    .prepare_cached(
-                        "INSERT INTO message_leases (queue_id, partition, \"offset\", grp, state, delivery_count,
-                            retry_count, consumer, until, first_delivered_at, last_delivered_at)
-                         SELECT $1::BIGINT, p, o, $2::TEXT, 'leased', 1, 0, $5::TEXT, $6::BIGINT, $7::BIGINT, $7::BIGINT FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o)",
-                    )
-                    .await
-                    .map_err(pg)?;
-                tx.execute(&insert, &[&queue, &grp, &parts, &offsets, &req.consumer, &until.0, &now])
-                    .await
-                    .map_err(pg)?;
-            }
-            if !moved_parts.is_empty() {
-                let advance = tx
-                    .prepare_cached(
-                        "UPDATE message_group_offsets o SET fetch_offset = t.o FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o)
-                         WHERE o.queue_id = $1 AND o.grp = $2 AND o.partition = t.p",
-                    )
-                    .await
-                    .map_err(pg)?;
-                tx.execute(&advance, &[&queue, &grp, &moved_parts, &moved_to]).await.map_err(pg)?;
-            }
-        }
-        tx.commit().await.map_err(pg)?;
-        Ok(Acquired { leases, skipped })
+        self.acquire_leases(req).await
     }
 
     async fn settle(&self, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {
@@ -307,49 +214,6 @@ impl PgStore {
         }
         Ok(())
     }
-}
-
-/// Locks the group's fetch offsets of the requested partitions (making the missing ones at the
-/// partition's start); answers those it locked: one locked by another consumer is left out.
-async fn lock_fetch_offsets(
-    tx: &deadpool_postgres::Transaction<'_>,
-    queue: i64,
-    grp: &str,
-    req: &AcquireRequest,
-) -> StoreResult<Vec<(u32, u64)>> {
-    let parts: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
-    let lock = tx
-        .prepare_cached(
-            "SELECT partition, fetch_offset FROM message_group_offsets
-             WHERE queue_id = $1 AND grp = $2 AND partition = ANY($3) ORDER BY partition FOR UPDATE SKIP LOCKED",
-        )
-        .await
-        .map_err(pg)?;
-    let mut rows = tx.query(&lock, &[&queue, &grp, &parts]).await.map_err(pg)?;
-    if rows.len() < parts.len() {
-        let starts: Vec<i64> = req.partitions.iter().map(|p| big(p.start_offset)).collect();
-        let make = tx
-            .prepare_cached(
-                "INSERT INTO message_group_offsets (queue_id, grp, partition, fetch_offset)
-                 SELECT $1::BIGINT, $2::TEXT, p, o FROM UNNEST($3::INT[], $4::BIGINT[]) AS t(p, o) ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(pg)?;
-        tx.execute(&make, &[&queue, &grp, &parts, &starts]).await.map_err(pg)?;
-        rows = tx.query(&lock, &[&queue, &grp, &parts]).await.map_err(pg)?;
-    }
-    Ok(rows.iter().map(|r| (r.get::<_, i32>(0) as u32, unsigned(r.get(1)))).collect())
-}
-
-/// Whether the group has a delivery of the partition in flight or awaiting its retry.
-async fn has_open(tx: &deadpool_postgres::Transaction<'_>, queue: i64, grp: &str, partition: u32) -> StoreResult<bool> {
-    let statement = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM message_leases WHERE queue_id = $1 AND grp = $2 AND partition = $3)",
-        )
-        .await
-        .map_err(pg)?;
-    Ok(tx.query_one(&statement, &[&queue, &grp, &(partition as i32)]).await.map_err(pg)?.get(0))
 }
 
 pub(super) fn delivery_from_row(r: &Row) -> Delivery {

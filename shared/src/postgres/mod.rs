@@ -3,6 +3,7 @@
 //! `docs/postgres.md`). A pooled async driver (tokio-postgres through deadpool), statements
 //! prepared once per connection, every value bound as a parameter.
 
+mod acquire;
 mod consumers;
 mod counters;
 mod errors;
@@ -76,7 +77,12 @@ impl PgStore {
         }
         config.connect_timeout(options.connect_timeout);
         config.keepalives_idle(Duration::from_secs(30));
-        config.options(format!("-c statement_timeout={}", options.statement_timeout.as_millis()));
+        // Generic plans: the leasing and finishing statements cost more to plan than to run, and
+        // every access path is keyed, so a generic plan is the one a custom plan would be.
+        config.options(format!(
+            "-c statement_timeout={} -c plan_cache_mode=force_generic_plan",
+            options.statement_timeout.as_millis()
+        ));
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
