@@ -145,6 +145,37 @@ async fn two_processes_report_all_traffic_exactly_through_both_endpoints() {
 }
 
 #[tokio::test]
+async fn a_batch_acknowledgement_times_each_message_once() {
+    let server = TestServer::start_with(&[("MESSAGE_QUEUE_STATS_FLUSH", "100ms")]).await;
+    let began = epoch_ms();
+    for i in 0..5 {
+        server.publish("batch-timed", json!({"n": i})).await;
+    }
+    let (status, got) = server
+        .post("/api/v1/messages/consume", json!({"topic": "batch-timed", "group_id": "g", "consumer_id": "c", "max_messages": 5}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let acks: Vec<Value> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]}))
+        .collect();
+    assert_eq!(acks.len(), 5);
+    let body = json!({"messages": acks, "topic": "batch-timed", "success": true, "group_id": "g"});
+    for _ in 0..2 {
+        // The second time repeats every acknowledgement: answered, not timed again.
+        let (status, answer) = server.post("/api/v1/messages/acknowledge", body.clone()).await;
+        assert_eq!((status, &answer["succeeded"]), (StatusCode::OK, &json!(5)), "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let range = format!("queue=batch-timed&date_from={}&date_to={}", at(began - 1_000), at(epoch_ms() + 1_000));
+    let (status, report) = server.get(&format!("/message-queue/metrics?{range}")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["performance"]["end_to_end_count"], 5, "{report}");
+}
+
+#[tokio::test]
 async fn end_to_end_percentiles_merge_both_processes_acknowledgements() {
     let dir = tempfile::TempDir::new().unwrap();
     let (a, b) = pair(dir.path());

@@ -9,7 +9,10 @@ use super::{SqliteStore, writer::backend};
 use crate::{
     domain::Timestamp,
     error::StoreError,
-    ports::{BackendInfo, Content, LogSpec, MessageLog, PartitionInfo, QueueId, ReadLimit, Record, StoreResult},
+    ports::{
+        BackendInfo, Content, LogSpec, MessageLog, PartitionInfo, QueueId, ReadLimit, Record, StoreResult,
+        documents::record_columns,
+    },
 };
 
 #[async_trait]
@@ -147,15 +150,7 @@ fn reserve_offsets(conn: &Connection, queue: QueueId, records: &[(u32, Record)])
 }
 
 fn insert(conn: &Connection, queue: QueueId, partition: u32, offset: u64, record: &Record) -> StoreResult<()> {
-    let (is_json, content) = match &record.content {
-        Content::Json(s) => (true, s),
-        Content::Text(s) => (false, s),
-    };
-    let headers = if record.headers.is_empty() {
-        "{}".to_owned()
-    } else {
-        serde_json::to_string(&record.headers).map_err(|e| StoreError::Failed(e.to_string()))?
-    };
+    let (is_json, content, headers) = record_columns(record)?;
     conn.prepare_cached(
         "INSERT INTO records (queue_id, partition, offset, key, routing_key, is_json, content,
          headers, priority, ttl_ms, persistent, published_at)

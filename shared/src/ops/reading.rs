@@ -10,10 +10,16 @@ use crate::{
 impl Service {
     /// The records of `leases`, in their order; `None` where retention removed one.
     pub(super) async fn read_leased(&self, queue: QueueId, leases: &[Lease]) -> Result<Vec<Option<Record>>> {
+        let positions: Vec<(u32, u64)> = leases.iter().map(|l| (l.partition, l.offset)).collect();
+        self.read_at(queue, &positions).await
+    }
+
+    /// The records at `(partition, offset)` positions, in their order; `None` where retention removed one.
+    pub(super) async fn read_at(&self, queue: QueueId, positions: &[(u32, u64)]) -> Result<Vec<Option<Record>>> {
         let mut wanted: Vec<(u32, u64, usize)> =
-            leases.iter().enumerate().map(|(i, l)| (l.partition, l.offset, i)).collect();
+            positions.iter().enumerate().map(|(i, (partition, offset))| (*partition, *offset, i)).collect();
         wanted.sort_unstable();
-        let mut out: Vec<Option<Record>> = vec![None; leases.len()];
+        let mut out: Vec<Option<Record>> = vec![None; positions.len()];
         for run in runs(&wanted) {
             let (partition, first, _) = run[0];
             let limit = ReadLimit { records: run.len() as u32, bytes: u64::MAX };

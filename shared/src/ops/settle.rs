@@ -69,9 +69,27 @@ pub struct Settled {
     pub at: Timestamp,
 }
 
+impl Settled {
+    /// Whether this settlement acknowledged the message (a repeated acknowledgement did not).
+    pub fn acknowledged_now(&self) -> bool {
+        self.delivery.state == DeliveryState::Acknowledged && self.delivery.finished_at == Some(self.at)
+    }
+}
+
 impl Service {
     /// Applies a settlement; a repeated acknowledgement answers the first one's state.
     pub async fn settle(&self, caller: &Principal, cmd: SettleCommand) -> Result<Settled> {
+        let outcome = self.settle_untimed(caller, cmd).await;
+        if let Ok(settled) = &outcome
+            && settled.acknowledged_now()
+        {
+            self.time_end_to_end(std::slice::from_ref(settled)).await;
+        }
+        outcome
+    }
+
+    /// [`Self::settle`] without timing the message end to end (a batch times its messages together).
+    async fn settle_untimed(&self, caller: &Principal, cmd: SettleCommand) -> Result<Settled> {
         let started = std::time::Instant::now();
         let outcome = self.settle_once(caller, &cmd).await;
         let op = match cmd.kind {
@@ -136,7 +154,7 @@ impl Service {
             .into_iter()
             .map(|cmd| {
                 let (service, caller) = (self.clone(), caller.clone());
-                tokio::spawn(async move { service.settle(&caller, cmd).await })
+                tokio::spawn(async move { service.settle_untimed(&caller, cmd).await })
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
@@ -145,6 +163,9 @@ impl Service {
                 task.await.unwrap_or_else(|e| Err(Error::Internal { reason: format!("settle task failed: {e}") })),
             );
         }
+        let acknowledged: Vec<Settled> =
+            out.iter().filter_map(|r| r.as_ref().ok()).filter(|s| s.acknowledged_now()).cloned().collect();
+        self.time_end_to_end(&acknowledged).await;
         out
     }
 
@@ -198,12 +219,7 @@ impl Service {
     ) -> std::result::Result<Settled, Refused> {
         let request = SettleRequest::new(id, group, settlement, now, receipt.map(|r| r.delivery_count));
         match self.settle_counted(&request).await {
-            Ok(Ok(delivery)) => {
-                if settlement == Settlement::Acknowledge {
-                    self.time_end_to_end(id, now).await;
-                }
-                Ok(Settled { id, queue, delivery, dead_lettered: false, at: now })
-            }
+            Ok(Ok(delivery)) => Ok(Settled { id, queue, delivery, dead_lettered: false, at: now }),
             // Acknowledging again is idempotent: it answers the first acknowledgement.
             Ok(Err(SettleRefusal::Finished(delivery)))
                 if settlement == Settlement::Acknowledge && delivery.state == DeliveryState::Acknowledged =>

@@ -108,13 +108,26 @@ impl Service {
         self.record_latency(queue, Latency::EndToEnd, took);
     }
 
-    /// Times a message from its publish (read from the log) to the acknowledgement applied at `now`.
-    pub(super) async fn time_end_to_end(&self, id: crate::domain::MessageId, now: Timestamp) {
-        match self.log.read(id).await {
-            Ok(Some(record)) => self.record_end_to_end(id.queue_id, record.published_at, now),
-            // Trimmed since: nothing to time.
-            Ok(None) => {}
-            Err(e) => tracing::debug!(queue = id.queue_id, message_id = %id, "not timed end to end: {e}"),
+    /// Times acknowledged messages from their publish (read from the log, a range read per run of
+    /// offsets) to their acknowledgement.
+    pub(super) async fn time_end_to_end(&self, acknowledged: &[super::Settled]) {
+        let mut queues: Vec<QueueId> = acknowledged.iter().map(|s| s.id.queue_id).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            let of_queue: Vec<&super::Settled> = acknowledged.iter().filter(|s| s.id.queue_id == queue).collect();
+            let positions: Vec<(u32, u64)> = of_queue.iter().map(|s| (s.id.partition, s.id.offset)).collect();
+            match self.read_at(queue, &positions).await {
+                // Records trimmed since have nothing to time.
+                Ok(records) => {
+                    for (settled, record) in of_queue.iter().zip(records) {
+                        if let Some(record) = record {
+                            self.record_end_to_end(queue, record.published_at, settled.at);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(queue, "not timed end to end: {e}"),
+            }
         }
     }
 

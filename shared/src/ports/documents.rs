@@ -1,6 +1,6 @@
 //! How backends store documents: a subscription as one JSON document, in the
 //! shape the service has always written (files of earlier versions read back),
-//! and a queue's settings as JSON text.
+//! a queue's settings as JSON text, and a record's content and headers as columns.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use crate::{
     callback::CallbackUrl,
     domain::{QueueName, RoutingPattern, Timestamp},
     error::StoreError,
-    ports::{QueueId, RetryPolicy, StoreResult, Subscription, SubscriptionStatus},
+    ports::{Content, QueueId, Record, RetryPolicy, StoreResult, Subscription, SubscriptionStatus},
     routing::HeaderMatch,
 };
 
@@ -23,6 +23,17 @@ pub fn to_json<T: Serialize>(v: &T) -> StoreResult<String> {
 /// A value back from stored JSON text.
 pub fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Failed(format!("stored document is unreadable: {e}")))
+}
+
+/// A record's content and headers as a row keeps them: whether the content is JSON, its text,
+/// and the headers as a JSON object (`{}` when there are none).
+pub fn record_columns(record: &Record) -> StoreResult<(bool, &str, String)> {
+    let (is_json, content) = match &record.content {
+        Content::Json(s) => (true, s.as_str()),
+        Content::Text(s) => (false, s.as_str()),
+    };
+    let headers = if record.headers.is_empty() { "{}".to_owned() } else { to_json(&record.headers)? };
+    Ok((is_json, content, headers))
 }
 
 /// A subscription back from its stored document.

@@ -3,19 +3,14 @@
 //! inserted into the insert-only `message_settled`. A batch acknowledgement of many messages,
 //! or many consumers acknowledging at once, cost the database one statement, not one each.
 
-use std::sync::Arc;
-
 use deadpool_postgres::Pool;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     errors::{no_connection, pg},
+    gather::Gatherer,
     leases::{SETTLED_COLUMNS, delivery_from_row},
 };
-use crate::{
-    error::StoreError,
-    ports::{Delivery, StoreResult},
-};
+use crate::ports::{Delivery, StoreResult};
 
 /// Most deliveries one statement finishes.
 const MAX_BATCH: usize = 500;
@@ -35,66 +30,25 @@ pub(super) struct Finish {
     pub(super) reason: Option<String>,
 }
 
-type Answer = StoreResult<Option<Delivery>>;
+/// Gathers the finishes of concurrent requests; each is answered with the finished delivery, or
+/// `None` when the named one is not in flight.
+pub(super) type Finisher = Gatherer<Finish, Option<Delivery>>;
 
-struct Job {
-    finish: Finish,
-    reply: oneshot::Sender<Answer>,
-}
-
-#[derive(Clone)]
-pub(super) struct Finisher {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl Finisher {
-    pub(super) fn spawn(pool: Pool) -> Self {
-        let (jobs, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..WRITERS {
-            let (pool, rx) = (pool.clone(), rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            let Ok(job) = rx.try_recv() else { break };
-                            batch.push(job);
-                        }
-                        batch
-                    };
-                    match finish_all(&pool, &batch).await {
-                        Ok(answers) => {
-                            for (job, answer) in batch.into_iter().zip(answers) {
-                                let _ = job.reply.send(Ok(answer));
-                            }
-                        }
-                        Err(e) => {
-                            for job in batch {
-                                let _ = job.reply.send(Err(e.clone()));
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        Self { jobs }
-    }
-
-    /// The finished delivery, or `None` when the named one is not in flight.
-    pub(super) async fn finish(&self, finish: Finish) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::unavailable("the PostgreSQL finisher stopped");
-        self.jobs.send(Job { finish, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
+pub(super) fn spawn_finisher(pool: Pool) -> Finisher {
+    Gatherer::spawn(
+        "finisher",
+        WRITERS,
+        MAX_BATCH,
+        |_| 1,
+        move |batch: Vec<Finish>| {
+            let pool = pool.clone();
+            async move { Ok(finish_all(&pool, &batch).await?.into_iter().map(Ok).collect()) }
+        },
+    )
 }
 
 /// Finishes every job's delivery that is still in flight; answers each job in order.
-async fn finish_all(pool: &Pool, batch: &[Job]) -> StoreResult<Vec<Option<Delivery>>> {
-    let jobs: Vec<&Finish> = batch.iter().map(|j| &j.finish).collect();
+async fn finish_all(pool: &Pool, jobs: &[Finish]) -> StoreResult<Vec<Option<Delivery>>> {
     let queues: Vec<i64> = jobs.iter().map(|f| f.queue).collect();
     let groups: Vec<&str> = jobs.iter().map(|f| f.grp.as_str()).collect();
     let partitions: Vec<i32> = jobs.iter().map(|f| f.partition).collect();

@@ -44,10 +44,10 @@ impl LeaseStore for PgStore {
             reason: req.reason.clone(),
         };
         let changed = match req.settlement {
-            Settlement::Acknowledge => self.finisher.finish(finish(DeliveryState::Acknowledged)).await?,
+            Settlement::Acknowledge => self.finisher.ask(finish(DeliveryState::Acknowledged)).await?,
             Settlement::Drop { cause, dead_lettered } => {
                 let state = if dead_lettered { DeliveryState::DeadLettered } else { cause.final_state() };
-                self.finisher.finish(finish(state)).await?
+                self.finisher.ask(finish(state)).await?
             }
             Settlement::Release { at } => {
                 let sql = format!(

@@ -8,14 +8,16 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::Row;
 
-use super::{PgStore, big, errors::no_connection, errors::pg, unsigned};
+use super::{PgStore, big, errors::no_connection, errors::pg, gather::Gatherer, unsigned};
 use crate::{
     domain::Timestamp,
     error::StoreError,
-    ports::{BackendInfo, Content, LogSpec, MessageLog, PartitionInfo, QueueId, ReadLimit, Record, StoreResult},
+    ports::{
+        BackendInfo, Content, LogSpec, MessageLog, PartitionInfo, QueueId, ReadLimit, Record, StoreResult,
+        documents::record_columns,
+    },
 };
 
 /// Most records one append transaction takes.
@@ -25,73 +27,25 @@ const WRITERS: usize = 2;
 /// Most records one trimming statement removes per partition.
 const TRIM_CHUNK: i64 = 1000;
 
-type Answer = StoreResult<Vec<StoreResult<u64>>>;
-
-struct Job {
+/// One request's records for one queue.
+pub(super) struct Append {
     queue: QueueId,
     records: Vec<(u32, Record)>,
-    reply: oneshot::Sender<Answer>,
 }
 
 /// Gathers the appends of concurrent requests into one transaction each, so a busy process
 /// commits (and waits for the disk) once for many publishes.
-#[derive(Clone)]
-pub(super) struct Appender {
-    jobs: mpsc::Sender<Job>,
+pub(super) type Appender = Gatherer<Append, Vec<StoreResult<u64>>>;
+
+pub(super) fn spawn_appender(pool: Pool) -> Appender {
+    let weight: fn(&Append) -> usize = |a| a.records.len();
+    Gatherer::spawn("appender", WRITERS, MAX_BATCH, weight, move |batch: Vec<Append>| {
+        let pool = pool.clone();
+        async move { append_all(&pool, &batch).await }
+    })
 }
 
-impl Appender {
-    pub(super) fn spawn(pool: Pool) -> Self {
-        let (jobs, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-        let rx = std::sync::Arc::new(Mutex::new(rx));
-        for _ in 0..WRITERS {
-            let (pool, rx) = (pool.clone(), rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut records = first.records.len();
-                        let mut batch = vec![first];
-                        while records < MAX_BATCH {
-                            let Ok(job) = rx.try_recv() else { break };
-                            records += job.records.len();
-                            batch.push(job);
-                        }
-                        batch
-                    };
-                    write_batch(&pool, batch).await;
-                }
-            });
-        }
-        Self { jobs }
-    }
-
-    async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::unavailable("the PostgreSQL appender stopped");
-        self.jobs.send(Job { queue, records, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-/// Appends every job's records in one transaction and answers each job.
-async fn write_batch(pool: &Pool, batch: Vec<Job>) {
-    match append_all(pool, &batch).await {
-        Ok(answers) => {
-            for (job, answer) in batch.into_iter().zip(answers) {
-                let _ = job.reply.send(answer);
-            }
-        }
-        Err(e) => {
-            for job in batch {
-                let _ = job.reply.send(Err(e.clone()));
-            }
-        }
-    }
-}
-
-async fn append_all(pool: &Pool, batch: &[Job]) -> StoreResult<Vec<Answer>> {
+async fn append_all(pool: &Pool, batch: &[Append]) -> StoreResult<Vec<StoreResult<Vec<StoreResult<u64>>>>> {
     let mut counts: BTreeMap<(QueueId, u32), u64> = BTreeMap::new();
     for job in batch {
         for (partition, _) in &job.records {
@@ -184,22 +138,14 @@ struct Columns {
 
 impl Columns {
     fn push(&mut self, queue: QueueId, partition: u32, offset: u64, r: &Record) -> StoreResult<()> {
-        let (is_json, content) = match &r.content {
-            Content::Json(s) => (true, s),
-            Content::Text(s) => (false, s),
-        };
-        let headers = if r.headers.is_empty() {
-            "{}".to_owned()
-        } else {
-            serde_json::to_string(&r.headers).map_err(|e| StoreError::Failed(e.to_string()))?
-        };
+        let (is_json, content, headers) = record_columns(r)?;
         self.queue.push(big(queue));
         self.partition.push(partition as i32);
         self.offset.push(big(offset));
         self.key.push(r.key.clone());
         self.routing_key.push(r.routing_key.clone());
         self.is_json.push(is_json);
-        self.content.push(content.clone());
+        self.content.push(content.to_owned());
         self.headers.push(headers);
         self.priority.push(r.priority.map(i16::from));
         self.ttl_ms.push(big(r.ttl_ms));
@@ -233,8 +179,8 @@ impl MessageLog for PgStore {
     }
 
     /// One transaction, shared with concurrent appends: all records are appended, or none.
-    async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> Answer {
-        self.appender.append(queue, records).await
+    async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<StoreResult<u64>>> {
+        self.appender.ask(Append { queue, records }).await
     }
 
     async fn read_range(

@@ -8,6 +8,7 @@ mod consumers;
 mod counters;
 mod errors;
 mod finisher;
+mod gather;
 mod leases;
 mod log;
 mod meta;
@@ -15,6 +16,7 @@ mod push;
 mod schema;
 mod signals;
 mod statistics;
+mod vacuum;
 
 use std::{sync::Arc, time::Duration};
 
@@ -98,8 +100,9 @@ impl PgStore {
         drop(client);
         let counters = Arc::new(counters::Pending::default());
         counters::spawn_flusher(pool.clone(), Arc::downgrade(&counters));
-        let appender = log::Appender::spawn(pool.clone());
-        let finisher = finisher::Finisher::spawn(pool.clone());
+        vacuum::spawn_vacuumer(pool.clone(), Arc::downgrade(&counters));
+        let appender = log::spawn_appender(pool.clone());
+        let finisher = finisher::spawn_finisher(pool.clone());
         let mut random = [0; 8];
         getrandom::fill(&mut random).map_err(|e| StoreError::Failed(format!("no random source: {e}")))?;
         Ok(Self { pool, counters, appender, finisher, config, origin: u64::from_le_bytes(random) })
