@@ -82,19 +82,21 @@ async fn one_instance(plan: &Plan, store: &str, base: &str, figures: &mut Figure
     let stats = closed_loop(16, plan.duration, batch_step(base, "bench.batch")).await;
     check(&stats, "batch publish")?;
     figures.put(format!("{store}: batch publish 100 × 1 KB, 16 connections, msg/s"), stats.messages_per_sec());
-    let topic = "bench.consume";
-    create_topic(base, topic, CONSUMER_PARTITIONS).await?;
-    let prefilled = 40_000 * plan.duration.as_secs() as usize;
-    prefill(base, topic, prefilled).await?;
-    let stats = closed_loop(4, plan.duration, consume_ack_step(base, topic, 10, true)).await;
-    check(&stats, "consume+ack")?;
-    if stats.messages as usize >= prefilled {
-        return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
+    for max in [10, 100] {
+        let topic = format!("bench.consume{max}");
+        create_topic(base, &topic, CONSUMER_PARTITIONS).await?;
+        let prefilled = 4_000 * max as usize * plan.duration.as_secs() as usize;
+        prefill(base, &topic, prefilled).await?;
+        let stats = closed_loop(4, plan.duration, consume_ack_step(base, &topic, max, true)).await;
+        check(&stats, "consume+ack")?;
+        if stats.messages as usize >= prefilled {
+            return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
+        }
+        figures.put(
+            format!("{store}: consume+ack, max_messages {max}, batch acknowledge, 4 consumers, msg/s"),
+            stats.messages_per_sec(),
+        );
     }
-    figures.put(
-        format!("{store}: consume+ack, max_messages 10, batch acknowledge, 4 consumers, msg/s"),
-        stats.messages_per_sec(),
-    );
     let mut stats =
         open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(base, "bench.open"))
             .await;
