@@ -6,9 +6,9 @@
 use deadpool_postgres::Pool;
 
 use super::{
+    deliveries::{SETTLED_COLUMNS, delivery_from_row},
     errors::{no_connection, pg},
     gather::Gatherer,
-    leases::{SETTLED_COLUMNS, delivery_from_row},
 };
 use crate::ports::{Delivery, StoreResult};
 

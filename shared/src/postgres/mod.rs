@@ -6,6 +6,7 @@
 mod acquire;
 mod consumers;
 mod counters;
+mod deliveries;
 mod errors;
 mod finisher;
 mod gather;
