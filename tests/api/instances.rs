@@ -1,11 +1,12 @@
 //! Two server processes on one PostgreSQL database, publishers and consumers spread over both at
-//! random: several groups, leases lapsing, negative acknowledgements requeueing. The ledger: no
-//! delivery of a message is handed to two consumers, no lease is handed out while another holds,
-//! no acknowledged message comes back to its group, and in the end every message is acknowledged
-//! exactly once per group. `MQ_TEST_SEED` replays a run (each run prints its seed).
+//! random: several groups, leases lapsing, negative acknowledgements requeueing, acknowledgements
+//! sent after the lease lapsed. The ledger: no delivery of a message goes to two consumers, no
+//! lease is granted while another holds, only a delivery's holder finishes it, no acknowledged
+//! message comes back to its group, and in the end every message is acknowledged exactly once per
+//! group. `MQ_TEST_SEED` replays a run's choices (each run prints its seed).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -39,15 +40,35 @@ impl Rng {
     }
 }
 
-/// What the consumers saw, checked as they see it.
+/// One lease as a consumer saw it.
+struct Seen {
+    consumer: String,
+    granted: i64,
+    until: i64,
+    /// When its holder sent a negative acknowledgement (answered 200).
+    let_go: Option<i64>,
+}
+
+impl Seen {
+    fn end(&self) -> i64 {
+        self.let_go.map_or(self.until, |t| t.min(self.until))
+    }
+}
+
+/// What the consumers saw, checked as it is recorded. Answers reach the test in any order (one
+/// consumer's answer may come after another's later lease of the same message), so each lease
+/// is checked against the deliveries before and after it, whichever was recorded first.
 #[derive(Default)]
 struct Ledger {
-    /// (group, message, delivery) -> consumer.
-    deliveries: HashMap<(String, String, u64), String>,
-    /// (group, message) -> the latest lease: its end, and when its holder let it go early.
-    latest: HashMap<(String, String), (u64, i64, Option<i64>)>,
-    /// (group, message) acknowledged.
-    acknowledged: HashSet<(String, String)>,
+    /// (group, message) -> delivery count -> the lease.
+    leases: HashMap<(String, String), BTreeMap<u64, Seen>>,
+    /// (group, message) -> the delivery acknowledged.
+    acknowledged: HashMap<(String, String), u64>,
+    /// (group, message, delivery) -> when its acknowledgement was sent.
+    acks_sent: HashMap<(String, String, u64), i64>,
+    /// Acknowledgements answered 200 for another delivery than they named: (group, message, that
+    /// delivery, when answered). Each must be a repeat of that delivery's own acknowledgement.
+    repeats: Vec<(String, String, u64, i64)>,
     violations: Vec<String>,
 }
 
@@ -56,38 +77,57 @@ impl Ledger {
         let id = m["message_id"].as_str().unwrap().to_owned();
         let delivery = m["delivery_count"].as_u64().unwrap();
         let until = epoch_ms(m["lease_expires_at"].as_str().unwrap());
-        let granted = until - LEASE_MS;
         let key = (group.to_owned(), id.clone());
-        if self.acknowledged.contains(&key) {
-            self.violations.push(format!("{id} delivered to {group} again after its acknowledgement"));
+        if let Some(acked) = self.acknowledged.get(&key).filter(|a| **a < delivery) {
+            self.violations
+                .push(format!("{id} delivery {delivery} in {group} after delivery {acked} was acknowledged"));
         }
-        if let Some(other) = self.deliveries.insert((group.to_owned(), id.clone(), delivery), consumer.to_owned()) {
+        let seen = Seen { consumer: consumer.to_owned(), granted: until - LEASE_MS, until, let_go: None };
+        let leases = self.leases.entry(key).or_default();
+        if let Some(other) = leases.get(&delivery) {
+            let other = &other.consumer;
             self.violations.push(format!("{id} delivery {delivery} in {group} went to {other} and {consumer}"));
+            return;
         }
-        if let Some((before, end, let_go)) = self.latest.get(&key).copied() {
-            let held_until = let_go.map_or(end, |t| t.min(end));
-            if delivery <= before {
-                self.violations.push(format!("{id} in {group}: delivery {delivery} after {before}"));
-            } else if granted + SLACK_MS < held_until {
-                let at = held_until - granted;
-                self.violations
-                    .push(format!("{id} in {group} leased to {consumer} {at} ms before the last lease ended"));
+        leases.insert(delivery, seen);
+        self.check_around(group, &id, delivery);
+    }
+
+    /// Checks that the lease `delivery` began after the one before it ended, and ended before the next began.
+    fn check_around(&mut self, group: &str, id: &str, delivery: u64) {
+        let leases = &self.leases[&(group.to_owned(), id.to_owned())];
+        let this = &leases[&delivery];
+        let before = leases.range(..delivery).next_back();
+        let after = leases.range(delivery + 1..).next();
+        for (earlier, later) in
+            [before.map(|b| (b, (&delivery, this))), after.map(|a| ((&delivery, this), a))].into_iter().flatten()
+        {
+            if later.1.granted + SLACK_MS < earlier.1.end() {
+                let (at, consumer) = (earlier.1.end() - later.1.granted, &later.1.consumer);
+                self.violations.push(format!(
+                    "{id} in {group}: delivery {} to {consumer} {at} ms before delivery {} ended",
+                    later.0, earlier.0
+                ));
             }
         }
-        self.latest.insert(key, (delivery, until, None));
     }
 
-    /// The consumer gave its lease back (a negative acknowledgement sent at `at`).
-    fn let_go(&mut self, group: &str, id: &str, delivery: u64, at: i64) {
-        if let Some(lease) = self.latest.get_mut(&(group.to_owned(), id.to_owned()))
-            && lease.0 == delivery
-        {
-            lease.2 = Some(at);
+    /// The consumer is giving its lease back (a negative acknowledgement sent at `at`); `None`
+    /// takes that back when the service refused it.
+    fn let_go(&mut self, group: &str, id: &str, delivery: u64, at: Option<i64>) {
+        if let Some(seen) = self.leases.get_mut(&(group.to_owned(), id.to_owned())).and_then(|l| l.get_mut(&delivery)) {
+            seen.let_go = at;
+            self.check_around(group, id, delivery);
         }
     }
 
-    fn acknowledged(&mut self, group: &str, id: &str) {
-        self.acknowledged.insert((group.to_owned(), id.to_owned()));
+    fn acknowledged(&mut self, group: &str, id: &str, delivery: u64) {
+        let key = (group.to_owned(), id.to_owned());
+        if let Some((later, _)) = self.leases.get(&key).and_then(|l| l.range(delivery + 1..).next()) {
+            self.violations
+                .push(format!("{id} delivery {later} in {group} after delivery {delivery} was acknowledged"));
+        }
+        self.acknowledged.insert(key, delivery);
     }
 }
 
@@ -157,10 +197,20 @@ async fn two_instances_on_one_database_deliver_each_message_once_per_group() {
     assert_eq!(published.len(), 2 * PER_PUBLISHER);
     {
         let ledger = ledger.lock().unwrap();
-        assert!(ledger.violations.is_empty(), "seed {seed}: {:#?}", ledger.violations);
+        let mut violations = ledger.violations.clone();
+        // Only the holder of a delivery may finish it: an acknowledgement answered for another
+        // delivery repeats that delivery's own acknowledgement, sent before it was answered.
+        for (group, id, delivery, answered) in &ledger.repeats {
+            let sent = ledger.acks_sent.get(&(group.clone(), id.clone(), *delivery));
+            if sent.is_none_or(|sent| sent > answered) {
+                violations
+                    .push(format!("{id} delivery {delivery} in {group} finished by an acknowledgement of another"));
+            }
+        }
+        assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
         for group in GROUPS {
             let missing =
-                published.iter().filter(|id| !ledger.acknowledged.contains(&(group.to_owned(), (*id).clone())));
+                published.iter().filter(|id| !ledger.acknowledged.contains_key(&(group.to_owned(), (*id).clone())));
             assert_eq!(missing.count(), 0, "seed {seed}: {group} did not acknowledge everything within 90 s");
         }
     }
@@ -202,7 +252,7 @@ fn done(ledger: &Mutex<Ledger>, published: &Mutex<HashSet<String>>, group: &str)
     let published = published.lock().unwrap();
     let ledger = ledger.lock().unwrap();
     published.len() == 2 * PER_PUBLISHER
-        && published.iter().all(|id| ledger.acknowledged.contains(&(group.to_owned(), id.clone())))
+        && published.iter().all(|id| ledger.acknowledged.contains_key(&(group.to_owned(), id.clone())))
 }
 
 /// Settles one delivered message by a choice out of 100: acknowledge (65), requeue (15), let the
@@ -219,16 +269,33 @@ async fn settle(server: &TestServer, group: &str, m: &Value, choice: u64, ledger
             true
         }
     };
-    let sent = now_ms();
+    // Marked before sending: the service cannot release the lease before it receives the request.
+    if !success {
+        ledger.lock().unwrap().let_go(group, id, delivery, Some(now_ms()));
+    }
     let body = json!({"topic": TOPIC, "group_id": group, "message_id": id, "success": success,
         "receipt_handle": m["receipt_handle"]});
+    if success {
+        ledger.lock().unwrap().acks_sent.insert((group.to_owned(), id.to_owned(), delivery), now_ms());
+    }
     let (status, answer) = server.post("/api/v1/messages/acknowledge", body).await;
     match (status, success) {
-        (StatusCode::OK, true) => ledger.lock().unwrap().acknowledged(group, id),
-        (StatusCode::OK, false) => ledger.lock().unwrap().let_go(group, id, delivery, sent),
+        // A late acknowledgement of a message another consumer acknowledged since answers that one.
+        (StatusCode::OK, true) => {
+            let finished = answer["delivery_count"].as_u64().expect("the acknowledged delivery");
+            let mut ledger = ledger.lock().unwrap();
+            if finished != delivery {
+                ledger.repeats.push((group.to_owned(), id.to_owned(), finished, now_ms()));
+            }
+            ledger.acknowledged(group, id, finished)
+        }
+        (StatusCode::OK, false) => {}
         // The lease lapsed, and the message may meanwhile have gone out again or been acknowledged.
         (StatusCode::CONFLICT, _) => {
-            assert!(["lease_expired", "already_settled"].contains(&answer["error"].as_str().unwrap_or("")), "{answer}")
+            assert!(["lease_expired", "already_settled"].contains(&answer["error"].as_str().unwrap_or("")), "{answer}");
+            if !success {
+                ledger.lock().unwrap().let_go(group, id, delivery, None);
+            }
         }
         _ => panic!("{status}: {answer}"),
     }
