@@ -3,7 +3,8 @@
 //! ones, whether or not the server's autovacuum is on or keeping up: dead lease rows left in
 //! place make every claim scan past them. `SKIP_LOCKED` leaves a table another instance (or
 //! autovacuum) is vacuuming to it. A transaction held open anywhere on the server keeps the
-//! rows it could still see; they go at the first pass after it ends.
+//! rows it could still see; they go at the first pass after it ends. Each pass also analyzes
+//! the table, so the planner's figures stay true where autovacuum does not run.
 
 use std::{sync::Weak, time::Duration};
 
@@ -50,7 +51,7 @@ async fn vacuum_pass(pool: &Pool) -> StoreResult<()> {
         let table: String = row.get(0);
         // Only names of CHURNING reach the statement.
         if let Some(name) = CHURNING.iter().find(|t| **t == table) {
-            client.batch_execute(&format!("VACUUM (SKIP_LOCKED) {name}")).await.map_err(pg)?;
+            client.batch_execute(&format!("VACUUM (SKIP_LOCKED, ANALYZE) {name}")).await.map_err(pg)?;
         }
     }
     Ok(())
