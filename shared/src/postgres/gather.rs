@@ -48,6 +48,9 @@ impl<T: Send + 'static, A: Send + 'static> Gatherer<T, A> {
                     let batch = {
                         let mut rx = rx.lock().await;
                         let Some(first) = rx.recv().await else { return };
+                        // Requests sent together (a batch acknowledgement's settlements, spawned at
+                        // once) run before this task resumes, so they join this batch.
+                        tokio::task::yield_now().await;
                         let mut total = weight(&first.item);
                         let mut batch = vec![first];
                         while total < max_weight {
