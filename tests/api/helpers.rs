@@ -217,6 +217,16 @@ fn store_url(data_dir: &Path) -> Option<String> {
     None
 }
 
+/// The `{message_id, receipt_handle}` items of a consume answer's messages, for a batch acknowledgement.
+pub fn receipts(consumed: &Value) -> Vec<Value> {
+    consumed["messages"]
+        .as_array()
+        .map(|messages| {
+            messages.iter().map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]})).collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The status and the JSON body of a response (null when empty or not JSON).
 pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();

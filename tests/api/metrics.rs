@@ -155,12 +155,7 @@ async fn a_batch_acknowledgement_times_each_message_once() {
         .post("/api/v1/messages/consume", json!({"topic": "batch-timed", "group_id": "g", "consumer_id": "c", "max_messages": 5}))
         .await;
     assert_eq!(status, StatusCode::OK, "{got}");
-    let acks: Vec<Value> = got["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]}))
-        .collect();
+    let acks = receipts(&got);
     assert_eq!(acks.len(), 5);
     let body = json!({"messages": acks, "topic": "batch-timed", "success": true, "group_id": "g"});
     for _ in 0..2 {

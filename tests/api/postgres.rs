@@ -14,3 +14,4 @@ include!("suite.rs");
 mod instances;
 
 mod faults;
+mod vacuum;

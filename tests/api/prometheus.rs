@@ -2,7 +2,7 @@
 
 use prometheus_parse::{Scrape, Value};
 use reqwest::StatusCode;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::helpers::*;
 
@@ -32,12 +32,7 @@ async fn counts_of_spec_002_names_histograms_and_active_consumers_are_exposed() 
     let consume = json!({"topic": "prom-a", "group_id": "g", "consumer_id": "c1", "max_messages": 10});
     let (status, got) = server.post("/api/v1/messages/consume", consume).await;
     assert_eq!(status, StatusCode::OK, "{got}");
-    let items: Vec<Json> = got["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| json!({"message_id": m["message_id"], "receipt_handle": m["receipt_handle"]}))
-        .collect();
+    let items = receipts(&got);
     assert_eq!(items.len(), 3);
     let ack = json!({"messages": items, "topic": "prom-a", "success": true, "group_id": "g"});
     let (status, body) = server.post("/api/v1/messages/acknowledge", ack).await;
