@@ -32,6 +32,11 @@ mod stores;
 
 use std::process::ExitCode;
 
+/// The number after `flag` in the arguments (`--rounds 3`), or `default`.
+pub(crate) fn flag(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");

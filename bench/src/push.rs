@@ -31,9 +31,7 @@ pub(crate) struct Plan {
 impl Plan {
     /// `[--messages N] [--partitions N] [--retry-delay MS] [--ordered]`; 10,000 over 8 partitions from 50 ms.
     pub(crate) fn parse(args: &[String]) -> Self {
-        let number = |flag: &str, default: u64| {
-            args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
-        };
+        let number = |name: &str, default: u64| crate::flag(args, name, default);
         Self {
             messages: number("--messages", 10_000) as usize,
             partitions: number("--partitions", 8) as u32,

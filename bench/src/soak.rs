@@ -27,9 +27,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn parse(args: &[String]) -> Self {
-        let value = |flag: &str, default: u64| {
-            args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
-        };
+        let value = |name: &str, default: u64| crate::flag(args, name, default);
         Self {
             minutes: value("--minutes", 10),
             rate: value("--rate", 500),

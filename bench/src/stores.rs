@@ -26,9 +26,7 @@ pub(crate) struct Plan {
 impl Plan {
     /// `--rounds N` (3), `--secs S` per closed loop (5), `--open-loop-secs S` (20).
     pub(crate) fn parse(args: &[String]) -> Self {
-        let value = |flag: &str, default: u64| {
-            args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
-        };
+        let value = |name: &str, default: u64| crate::flag(args, name, default);
         Self {
             rounds: value("--rounds", 3) as usize,
             duration: Duration::from_secs(value("--secs", 5)),

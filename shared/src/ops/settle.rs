@@ -83,7 +83,7 @@ impl Service {
         if let Ok(settled) = &outcome
             && settled.acknowledged_now()
         {
-            self.time_end_to_end(std::slice::from_ref(settled)).await;
+            self.time_end_to_end(&[(settled.id, settled.at)]).await;
         }
         outcome
     }
@@ -163,8 +163,8 @@ impl Service {
                 task.await.unwrap_or_else(|e| Err(Error::Internal { reason: format!("settle task failed: {e}") })),
             );
         }
-        let acknowledged: Vec<Settled> =
-            out.iter().filter_map(|r| r.as_ref().ok()).filter(|s| s.acknowledged_now()).cloned().collect();
+        let acknowledged: Vec<(MessageId, Timestamp)> =
+            out.iter().filter_map(|r| r.as_ref().ok()).filter(|s| s.acknowledged_now()).map(|s| (s.id, s.at)).collect();
         self.time_end_to_end(&acknowledged).await;
         out
     }

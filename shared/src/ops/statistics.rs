@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use super::Service;
 use crate::{
-    domain::{Count, Figures, Latency, Op, Timestamp},
+    domain::{Count, Figures, Latency, MessageId, Op, Timestamp},
     error::{Error, Result},
     ports::{NO_QUEUE, QueueId, StatsBucket},
 };
@@ -108,21 +108,22 @@ impl Service {
         self.record_latency(queue, Latency::EndToEnd, took);
     }
 
-    /// Times acknowledged messages from their publish (read from the log, a range read per run of
-    /// offsets) to their acknowledgement.
-    pub(super) async fn time_end_to_end(&self, acknowledged: &[super::Settled]) {
-        let mut queues: Vec<QueueId> = acknowledged.iter().map(|s| s.id.queue_id).collect();
+    /// Times messages from their publish (read from the log, a range read per run of offsets) to
+    /// their acknowledgement at the time given with each.
+    pub(super) async fn time_end_to_end(&self, acknowledged: &[(MessageId, Timestamp)]) {
+        let mut queues: Vec<QueueId> = acknowledged.iter().map(|(id, _)| id.queue_id).collect();
         queues.sort_unstable();
         queues.dedup();
         for queue in queues {
-            let of_queue: Vec<&super::Settled> = acknowledged.iter().filter(|s| s.id.queue_id == queue).collect();
-            let positions: Vec<(u32, u64)> = of_queue.iter().map(|s| (s.id.partition, s.id.offset)).collect();
+            let of_queue: Vec<&(MessageId, Timestamp)> =
+                acknowledged.iter().filter(|(id, _)| id.queue_id == queue).collect();
+            let positions: Vec<(u32, u64)> = of_queue.iter().map(|(id, _)| (id.partition, id.offset)).collect();
             match self.read_at(queue, &positions).await {
                 // Records trimmed since have nothing to time.
                 Ok(records) => {
-                    for (settled, record) in of_queue.iter().zip(records) {
+                    for ((_, at), record) in of_queue.iter().zip(records) {
                         if let Some(record) = record {
-                            self.record_end_to_end(queue, record.published_at, settled.at);
+                            self.record_end_to_end(queue, record.published_at, *at);
                         }
                     }
                 }
