@@ -7,6 +7,8 @@
 //! mq-bench fault-check        publish, SIGKILL, restart, prove the ledger
 //! mq-bench open-loop RATE SECS publish at a fixed rate on a fresh server; latency figures
 //! mq-bench publish CONNS SECS single publishes on a fresh server; with the baseline
+//! mq-bench consume SECS [--max N] [--batch] [--partitions N]
+//!                             consume+ack alone on a fresh server (MQ_BENCH_STORE); CPU per message
 //! mq-bench lookup N SECS     messages read by id after one group consumed N; with the baseline
 //! mq-bench push [--messages N] [--partitions N] [--retry-delay MS] [--ordered]
 //!                             10,000 messages to 3 subscriptions, a fifth of first attempts failing
@@ -49,14 +51,19 @@ fn main() -> ExitCode {
         }
         Some("fault-check") => runtime.block_on(fault::run()),
         Some("publish") => runtime.block_on(scenarios::publish_alone(number(1, 64) as usize, number(2, 10))),
-        Some("consume") => runtime.block_on(scenarios::consume_alone(number(1, 10))),
+        Some("consume") => runtime.block_on(scenarios::consume_alone(
+            number(1, 10),
+            flag(&args, "--max", 10) as u32,
+            args.iter().any(|a| a == "--batch"),
+            flag(&args, "--partitions", 4) as u32,
+        )),
         Some("lookup") => runtime.block_on(scenarios::lookup_alone(number(1, 60_000) as usize, number(2, 5))),
         Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
         Some("stores") => runtime.block_on(stores::run(stores::Plan::parse(&args))),
         Some("soak") => runtime.block_on(soak::run(soak::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS | lookup N SECS | push [--ordered] ... | stores ... | soak ... | fault-check \
+            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS [--max N] [--batch] [--partitions N] | lookup N SECS | push [--ordered] ... | stores ... | soak ... | fault-check \
              | baseline-server"
                 .into(),
         ),

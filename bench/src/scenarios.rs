@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::{
     figures::{Figures, figure},
     load::{Stats, Step, check, closed_loop, open_loop},
-    server::{Server, Usage, mb, token},
+    server::{Server, Usage, cpu_secs, mb, token},
 };
 
 /// Settings of one bench run.
@@ -232,25 +232,43 @@ pub(crate) async fn publish_alone(conns: usize, secs: u64) -> Result<(), String>
 
 /// Consume plus acknowledge alone (4 consumers, up to 10 messages a call, one acknowledge per
 /// message) from a prefilled queue: for A/B runs of the settle path.
-pub(crate) async fn consume_alone(secs: u64) -> Result<(), String> {
+pub(crate) async fn consume_alone(secs: u64, max: u32, batch_ack: bool, partitions: u32) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = Server::service(dir.path())?;
-    let prefilled = 30_000 * secs as usize;
+    let prefilled = 4_000 * max.max(5) as usize * secs as usize;
+    create_topic(&server.base, "bench.consume", partitions).await?;
     prefill(&server.base, "bench.consume", prefilled).await?;
     eprintln!("consume+ack; server pid {}", server.pid());
-    let cpu = server.cpu_secs();
+    let (cpu, own, machine) = (server.cpu_secs(), cpu_secs("self"), busy_secs());
     let stats =
-        closed_loop(4, Duration::from_secs(secs), consume_ack_step(&server.base, "bench.consume", 10, false)).await;
+        closed_loop(4, Duration::from_secs(secs), consume_ack_step(&server.base, "bench.consume", max, batch_ack))
+            .await;
     check(&stats, "consume+ack")?;
     if stats.messages as usize >= prefilled {
         return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
     }
-    let cpu = server.cpu_secs().zip(cpu).map_or(0.0, |(a, b)| (a - b) * 1e6 / stats.messages.max(1) as f64);
+    let per_message = |now: Option<f64>, then: Option<f64>| {
+        now.zip(then).map_or(0.0, |(a, b)| (a - b) * 1e6 / stats.messages.max(1) as f64)
+    };
+    let acks = if batch_ack { "batch acknowledge" } else { "one acknowledge per message" };
     println!(
-        "consume+ack, 4 consumers, max_messages 10, one acknowledge per message: {:.0} msg/s, {cpu:.1} µs of server CPU per message",
-        stats.messages_per_sec()
+        "consume+ack, 4 consumers over {partitions} partitions, max_messages {max}, {acks}: {:.0} msg/s; CPU per message: \
+         server {:.1} µs, load generator {:.1} µs, whole machine {:.1} µs",
+        stats.messages_per_sec(),
+        per_message(server.cpu_secs(), cpu),
+        per_message(cpu_secs("self"), own),
+        per_message(busy_secs(), machine),
     );
     Ok(())
+}
+
+/// CPU seconds the whole machine has spent busy (all cores, from `/proc/stat`).
+fn busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    Some(busy as f64 / 100.0)
 }
 
 /// The open-loop scenario alone, against the baseline and then a fresh server: for

@@ -96,8 +96,8 @@ async fn backends(config: &Config) -> Result<Backends, BuildError> {
                 connect_timeout: std::time::Duration::from_millis(pool.timeout_ms),
                 statement_timeout: std::time::Duration::from_millis(pool.statement_timeout_ms),
             };
-            let store =
-                Arc::new(crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?);
+            let store = crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?;
+            let store = Arc::new(store.serving_the_log());
             let mut backends = Backends::all(store.clone());
             backends.signals = store;
             Ok(backends)

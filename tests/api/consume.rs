@@ -130,6 +130,19 @@ async fn max_messages_defaults_to_one_and_bounds_the_batch() {
 }
 
 #[tokio::test]
+async fn a_message_published_between_full_batches_comes_with_the_next() {
+    let server = TestServer::start().await;
+    let published = publish_n(&server, "between", 5).await;
+    let two = json!({"max_messages": 2});
+    assert_eq!(ids(&consume(&server, "between", "g", "c", two.clone()).await), published[..2]);
+    assert_eq!(ids(&consume(&server, "between", "g", "c", two).await), published[2..4]);
+    let later = server.publish("between", json!({"n": "later"})).await;
+    // A batch the group's known backlog cannot fill looks again at the log before answering.
+    let rest = consume(&server, "between", "g", "c", json!({"max_messages": 10})).await;
+    assert_eq!(ids(&rest), [published[4].clone(), later]);
+}
+
+#[tokio::test]
 async fn a_long_poll_ends_empty_at_its_timeout_in_every_duration_form_or_wakes_on_a_publish() {
     let server = Arc::new(TestServer::start().await);
     server.put("/message-queue/queues/quiet", json!({})).await;

@@ -89,7 +89,7 @@ pub(super) fn acquire(conn: &Connection, req: &AcquireRequest) -> StoreResult<Ac
             .map_err(backend)?;
         leases.push(Lease { partition, offset, delivery_count, retry_count, until });
     }
-    Ok(Acquired { leases, skipped })
+    Ok(Acquired { leases, skipped, records: None })
 }
 
 pub(super) fn settle(conn: &Connection, req: &SettleRequest) -> StoreResult<Result<Delivery, SettleRefusal>> {

@@ -2,13 +2,9 @@
 //! is ready. Leased records are screened first (`screening`): those past their
 //! TTL or their group's delivery limit are dead-lettered or dropped instead.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use super::Service;
+use super::{Service, recent::Recent};
 use crate::{
     auth::Principal,
     domain::{Latency, MessageId, Op, QueueName, Timestamp},
@@ -22,20 +18,22 @@ const SEEN_EVERY: Duration = Duration::from_secs(10);
 const SEEN_KEPT: usize = 10_000;
 
 /// When this process last wrote that a consumer of a group consumed from a queue.
-#[derive(Debug, Default)]
-pub(super) struct Seen(Mutex<HashMap<(QueueId, String, String), Instant>>);
+#[derive(Debug)]
+pub(super) struct Seen(Recent<(QueueId, String, String), ()>);
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self(Recent::new(SEEN_EVERY, SEEN_KEPT))
+    }
+}
 
 impl Seen {
     /// Whether it is time to write it again; notes that it is being written.
     fn due(&self, key: (QueueId, String, String)) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.get(&key).is_some_and(|at| at.elapsed() < SEEN_EVERY) {
+        if self.0.get(&key).is_some() {
             return false;
         }
-        if seen.len() >= SEEN_KEPT {
-            seen.clear();
-        }
-        seen.insert(key, Instant::now());
+        self.0.put(key, Instant::now(), ());
         true
     }
 }
@@ -102,21 +100,34 @@ impl Service {
 
     async fn lease_once(&self, queue: &Queue, cmd: &Consume, max: u32) -> Result<Vec<Delivered>> {
         let now = self.now();
-        let request = AcquireRequest {
+        let known = self.backlog.get(queue.id, &cmd.group);
+        let (read, partitions) = match known.clone() {
+            Some(known) => known,
+            None => (Instant::now(), self.log.partitions(queue.id).await?),
+        };
+        let mut request = AcquireRequest {
             queue: queue.id,
             group: cmd.group.clone(),
             consumer: cmd.consumer.clone(),
             max,
             lease_ms: cmd.lease_ms.unwrap_or(self.config.visibility_timeout_ms),
             now,
-            partitions: self.log.partitions(queue.id).await?,
+            partitions,
             per_partition: None,
         };
-        let acquired = self.acquire_counted(&request).await?;
+        let mut acquired = self.acquire_counted(&request).await?;
+        if known.is_some() && acquired.leases.len() < max as usize {
+            // Short against remembered ends: lease the rest against the log's ends now.
+            request.partitions = self.log.partitions(queue.id).await?;
+            request.max = max - acquired.leases.len() as u32;
+            acquired.extend(self.acquire_counted(&request).await?);
+        }
+        let full = acquired.leases.len() >= max as usize;
+        self.backlog.note(queue.id, &cmd.group, read, &request.partitions, full);
         if let GroupRef::Consumers(group) = &cmd.group {
             self.note_seen(queue.id, group, &cmd.consumer, now).await;
         }
-        let ready = self.screen_leases(queue, &cmd.group, None, acquired.leases).await?;
+        let ready = self.screen_leases(queue, &cmd.group, None, acquired).await?;
         Ok(ready
             .into_iter()
             .map(|(id, record, lease)| Delivered { id, queue: queue.name.clone(), record, lease })
@@ -136,7 +147,7 @@ impl Service {
     /// How many records this call may lease: the request's `max`, within a registered consumer's limits.
     async fn consumer_allowance(&self, queue: &Queue, cmd: &Consume) -> Result<u32> {
         let GroupRef::Consumers(group) = &cmd.group else { return Ok(cmd.max) };
-        let Some(registered) = self.registry.consumer(group, &cmd.consumer).await? else { return Ok(cmd.max) };
+        let Some(registered) = self.registration(group, &cmd.consumer).await? else { return Ok(cmd.max) };
         if !registered.topics.iter().any(|t| t == queue.name.as_str()) {
             return Err(Error::Forbidden {
                 reason: format!(

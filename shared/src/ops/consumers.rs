@@ -1,7 +1,29 @@
-//! Consumer registration: optional, but a registered consumer's limits hold.
+//! Consumer registration: optional, but a registered consumer's limits hold. A process trusts
+//! what it read of a registration for up to [`TTL`], as it does a queue's record: its own
+//! registrations take effect at once, another process's within that second.
 
-use super::Service;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{Service, recent::Recent};
 use crate::{auth::Principal, domain::QueueName, error::Result, ports::ConsumerRecord};
+
+/// How long a registration read from the registry is trusted.
+const TTL: Duration = Duration::from_secs(1);
+/// Registrations remembered before the cache starts over.
+const KEPT: usize = 10_000;
+
+/// Registrations read lately, by (group, consumer); `None` for a consumer not registered.
+#[derive(Debug)]
+pub(super) struct Registrations(Recent<(String, String), Option<Arc<ConsumerRecord>>>);
+
+impl Default for Registrations {
+    fn default() -> Self {
+        Self(Recent::new(TTL, KEPT))
+    }
+}
 
 /// A consumer to register, already validated.
 #[derive(Debug, Clone)]
@@ -34,6 +56,20 @@ impl Service {
         };
         self.registry.register_consumer(&record).await?;
         self.limiter.reset(&record.group, &record.consumer).await?;
+        let key = (record.group.clone(), record.consumer.clone());
+        self.registrations.0.put(key, Instant::now(), Some(Arc::new(record.clone())));
+        Ok(record)
+    }
+
+    /// A consumer's registration, as the registry had it at most [`TTL`] ago.
+    pub(super) async fn registration(&self, group: &str, consumer: &str) -> Result<Option<Arc<ConsumerRecord>>> {
+        let key = (group.to_owned(), consumer.to_owned());
+        if let Some((_, known)) = self.registrations.0.get(&key) {
+            return Ok(known);
+        }
+        let read = Instant::now();
+        let record = self.registry.consumer(group, consumer).await?.map(Arc::new);
+        self.registrations.0.put(key, read, record.clone());
         Ok(record)
     }
 }

@@ -82,7 +82,7 @@ impl Service {
             per_partition: sub.ordered.then_some(1),
         };
         let acquired = self.acquire_counted(&request).await?;
-        let ready = self.screen_leases(queue, &group, Some(&sub), acquired.leases).await?;
+        let ready = self.screen_leases(queue, &group, Some(&sub), acquired).await?;
         Ok(ready
             .into_iter()
             .map(|(id, record, lease)| PushItem { queue: queue.clone(), subscription: sub.clone(), id, record, lease })

@@ -1,12 +1,14 @@
 //! The operations: framework-free, one file per area. Handlers parse input
 //! into these commands, call one method of [`Service`], and map its result.
 
+mod backlog;
 mod consume;
 mod consumers;
 mod counting;
 mod dead_letter;
 mod depth;
 mod dispatch;
+mod handed_out;
 mod health;
 mod messages;
 mod publish;
@@ -14,6 +16,7 @@ mod push;
 mod queue_cache;
 mod queues;
 mod reading;
+mod recent;
 mod report;
 mod screening;
 mod settle;
@@ -80,6 +83,11 @@ pub struct Service {
     stopping: Arc<Stopping>,
     queues: Arc<QueueCache>,
     seen: Arc<consume::Seen>,
+    /// Partitions with more records than a group's last lease took.
+    backlog: Arc<backlog::Backlog>,
+    registrations: Arc<consumers::Registrations>,
+    /// Publish times of records this process handed out, to time their acknowledgements.
+    handed_out: Arc<handed_out::HandedOut>,
     started: Instant,
     next_partition: Arc<AtomicU32>,
 }
@@ -151,6 +159,9 @@ impl Service {
             stopping: Arc::default(),
             queues: Arc::default(),
             seen: Arc::default(),
+            backlog: Arc::default(),
+            registrations: Arc::default(),
+            handed_out: Arc::default(),
             started: Instant::now(),
             next_partition: Arc::default(),
         }

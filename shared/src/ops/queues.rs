@@ -241,6 +241,7 @@ impl Service {
             let before = Timestamp(now.0.saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX)));
             let trimmed = self.log.trim(queue.id, before, queue.settings.max_bytes).await?;
             if trimmed > 0 {
+                self.backlog.forget(queue.id);
                 let starts: Vec<(u32, u64)> =
                     self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.start_offset)).collect();
                 self.leases.forget_below(queue.id, &starts).await?;

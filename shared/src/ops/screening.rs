@@ -5,7 +5,7 @@ use super::{Service, dead_letter::Unsuccessful};
 use crate::{
     domain::{MessageId, Timestamp},
     error::Result,
-    ports::{DropCause, GroupRef, Lease, Queue, Record, SettleRequest, Settlement, Subscription},
+    ports::{Acquired, DropCause, GroupRef, Lease, Queue, Record, SettleRequest, Settlement, Subscription},
 };
 
 /// What to do with a leased record.
@@ -58,14 +58,18 @@ impl Service {
         queue: &Queue,
         group: &GroupRef,
         subscription: Option<&Subscription>,
-        leases: Vec<Lease>,
+        acquired: Acquired,
     ) -> Result<Vec<(MessageId, Record, Lease)>> {
+        let leases = acquired.leases;
         if leases.is_empty() {
             return Ok(Vec::new());
         }
         let now = self.now();
         let limit = self.delivery_limit(queue, group).await?;
-        let records = self.read_leased(queue.id, &leases).await?;
+        let records = match acquired.records {
+            Some(records) => records,
+            None => self.read_leased(queue.id, &leases).await?,
+        };
         let mut ready = Vec::with_capacity(leases.len());
         // The leases the store's counters keep as consumed: all but those finished unhanded.
         let (mut consumed, mut redelivered) = (0, 0);
@@ -77,7 +81,11 @@ impl Service {
                 redelivered += u64::from(lease.delivery_count > 1);
             }
             match verdict {
-                Verdict::Deliver => ready.push((id, record.expect("screened in"), lease)),
+                Verdict::Deliver => {
+                    let record = record.expect("screened in");
+                    self.handed_out.remember(id, record.published_at);
+                    ready.push((id, record, lease))
+                }
                 Verdict::NotSelected => {
                     let request = SettleRequest {
                         reason: Some("not selected by the subscription's routing_key or match_headers".into()),

@@ -108,15 +108,23 @@ impl Service {
         self.record_latency(queue, Latency::EndToEnd, took);
     }
 
-    /// Times messages from their publish (read from the log, a range read per run of offsets) to
-    /// their acknowledgement at the time given with each.
+    /// Times messages from their publish (remembered when this process handed them out, else
+    /// read from the log, a range read per run of offsets) to their acknowledgement at the time
+    /// given with each.
     pub(super) async fn time_end_to_end(&self, acknowledged: &[(MessageId, Timestamp)]) {
-        let mut queues: Vec<QueueId> = acknowledged.iter().map(|(id, _)| id.queue_id).collect();
+        let mut unknown: Vec<(MessageId, Timestamp)> = Vec::new();
+        for (id, at) in acknowledged {
+            match self.handed_out.take(id) {
+                Some(published_at) => self.record_end_to_end(id.queue_id, published_at, *at),
+                None => unknown.push((*id, *at)),
+            }
+        }
+        let mut queues: Vec<QueueId> = unknown.iter().map(|(id, _)| id.queue_id).collect();
         queues.sort_unstable();
         queues.dedup();
         for queue in queues {
             let of_queue: Vec<&(MessageId, Timestamp)> =
-                acknowledged.iter().filter(|(id, _)| id.queue_id == queue).collect();
+                unknown.iter().filter(|(id, _)| id.queue_id == queue).collect();
             let positions: Vec<(u32, u64)> = of_queue.iter().map(|(id, _)| (id.partition, id.offset)).collect();
             match self.read_at(queue, &positions).await {
                 // Records trimmed since have nothing to time.

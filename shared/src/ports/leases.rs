@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use super::{PartitionInfo, QueueId, StoreResult};
+use super::{PartitionInfo, QueueId, Record, StoreResult};
 use crate::domain::{MessageId, Timestamp};
 
 /// A delivery group: the consumers of one `/api/v1` `group_id`, or one push subscription.
@@ -118,11 +118,29 @@ pub struct AcquireRequest {
 }
 
 /// What an acquire leased.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Acquired {
     pub leases: Vec<Lease>,
     /// Records retention removed before this group reached them: gone for it (counted as expired).
     pub skipped: u64,
+    /// The leases' records, in their order, when the store holds the log too and read them in the
+    /// same round trip (`None` in the list where retention removed one); `None` when it did not.
+    pub records: Option<Vec<Option<Record>>>,
+}
+
+impl Acquired {
+    /// Adds what a further acquire leased; the records stay only when both read them.
+    pub fn extend(&mut self, more: Acquired) {
+        self.leases.extend(more.leases);
+        self.skipped += more.skipped;
+        self.records = match (self.records.take(), more.records) {
+            (Some(mut records), Some(more)) => {
+                records.extend(more);
+                Some(records)
+            }
+            _ => None,
+        };
+    }
 }
 
 /// A leased record.

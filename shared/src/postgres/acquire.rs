@@ -1,11 +1,12 @@
-//! Leasing on PostgreSQL in one statement (one round trip, its own transaction): due deliveries
-//! (released ones whose time came, lapsed leases) are taken with `FOR UPDATE SKIP LOCKED` and
-//! leased again; then each requested partition's fetch offset is locked the same way (one
-//! another consumer is taking from is left to it), new offsets are shared out in the requested
-//! order up to the room left, leased, and the fetch offsets moved past them.
+//! Leasing on PostgreSQL, one statement per run (one round trip, its own transaction): due
+//! deliveries (released ones whose time came, lapsed leases) are taken with `FOR UPDATE SKIP
+//! LOCKED` and leased again; then the fetch offset of the first requested partition with records
+//! to take is locked the same way (one another consumer is taking from is left to it), new
+//! offsets up to the room left are leased, and the fetch offset moved past them. When this store
+//! holds the log too, the statement also reads the leased records.
 
-use super::{PgStore, big, unsigned};
-use crate::ports::{AcquireRequest, Acquired, Lease, StoreResult};
+use super::{PgStore, big, log::record_from_row, unsigned};
+use crate::ports::{AcquireRequest, Acquired, Lease, Record, StoreResult};
 
 const ACQUIRE: &str = "
 WITH due_rows AS MATERIALIZED (
@@ -21,18 +22,21 @@ due AS (
     RETURNING l.partition, l.\"offset\", l.delivery_count, l.retry_count
 ),
 locked AS MATERIALIZED (
-    SELECT partition, fetch_offset FROM message_group_offsets
-    WHERE queue_id = $1 AND grp = $2 AND partition = ANY($4)
-    ORDER BY partition FOR UPDATE SKIP LOCKED
+    SELECT g.partition, g.fetch_offset, r.ord, r.start_offset, r.end_offset
+    FROM message_group_offsets g
+    JOIN UNNEST($4::INT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY AS r(partition, start_offset, end_offset, ord)
+        ON g.partition = r.partition
+    WHERE g.queue_id = $1 AND g.grp = $2
+        AND (r.end_offset > GREATEST(g.fetch_offset, r.start_offset) OR r.start_offset > g.fetch_offset)
+        AND ($10::BIGINT IS NULL OR NOT EXISTS (
+            SELECT 1 FROM message_leases l WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = g.partition))
+    ORDER BY r.ord LIMIT $11 FOR UPDATE OF g SKIP LOCKED
 ),
 open AS (
-    SELECT r.partition, r.ord, r.start_offset, k.fetch_offset,
-        GREATEST(k.fetch_offset, r.start_offset) AS from_offset,
-        LEAST(GREATEST(r.end_offset - GREATEST(k.fetch_offset, r.start_offset), 0), COALESCE($10::BIGINT, $5)) AS available
-    FROM UNNEST($4::INT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY AS r(partition, start_offset, end_offset, ord)
-    JOIN locked k ON k.partition = r.partition
-    WHERE $10::BIGINT IS NULL OR NOT EXISTS (
-        SELECT 1 FROM message_leases l WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = r.partition)
+    SELECT k.partition, k.ord, k.start_offset, k.fetch_offset,
+        GREATEST(k.fetch_offset, k.start_offset) AS from_offset,
+        LEAST(GREATEST(k.end_offset - GREATEST(k.fetch_offset, k.start_offset), 0), COALESCE($10::BIGINT, $5)) AS available
+    FROM locked k
 ),
 plan AS (
     SELECT o.*, $5 - (SELECT count(*) FROM due)
@@ -52,12 +56,23 @@ fresh AS (
     SELECT $1, t.partition, s.o, $2, 'leased', 1, 0, $6, $7, $3, $3
     FROM taken t, generate_series(t.from_offset, t.from_offset + t.take - 1) AS s(o)
     RETURNING partition, \"offset\"
+),
+leased AS (
+    SELECT partition, \"offset\", delivery_count, retry_count, 0::BIGINT AS kind FROM due
+    UNION ALL SELECT partition, \"offset\", 1, 0, 1 FROM fresh
 )
-SELECT partition, \"offset\", delivery_count, retry_count, 0::BIGINT FROM due
-UNION ALL SELECT partition, \"offset\", 1, 0, 1 FROM fresh
-UNION ALL SELECT partition, -1, 0, 0, start_offset - fetch_offset FROM taken WHERE start_offset > fetch_offset
-UNION ALL SELECT r.p, -2, 0, 0, 0 FROM UNNEST($4::INT[]) AS r(p) WHERE NOT EXISTS (
+SELECT l.partition, l.\"offset\", l.delivery_count, l.retry_count, l.kind, m.key, m.routing_key, m.is_json,
+    m.content, m.headers, m.priority, m.ttl_ms, m.persistent, m.published_at
+FROM leased l LEFT JOIN message_messages m
+    ON $12 AND m.queue_id = $1 AND m.partition = l.partition AND m.\"offset\" = l.\"offset\"
+UNION ALL SELECT partition, -1, 0, 0, start_offset - fetch_offset, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM taken WHERE start_offset > fetch_offset
+UNION ALL SELECT r.p, -2, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM UNNEST($4::INT[]) AS r(p) WHERE NOT EXISTS (
     SELECT 1 FROM message_group_offsets g WHERE g.queue_id = $1 AND g.grp = $2 AND g.partition = r.p)";
+
+/// Where a lease row's record columns start (those of `log::record_from_row`).
+const RECORD_AT: usize = 5;
 
 /// The last column of a lease's row: due again (0) or a new offset (1).
 const FRESH: i64 = 1;
@@ -66,32 +81,62 @@ const SKIPPED: i64 = -1;
 /// Marks a result row naming a partition the group has no fetch offset for yet.
 const UNSTARTED: i64 = -2;
 
+/// What one run of the leasing statement took.
+#[derive(Default)]
+struct Pass {
+    /// Due deliveries leased again, with their records when the statement read them.
+    due: Vec<(Lease, Option<Record>)>,
+    /// New offsets leased, in the order the partitions were asked for.
+    fresh: Vec<(Lease, Option<Record>)>,
+    skipped: u64,
+    /// Partitions the group has no fetch offset for yet.
+    unstarted: Vec<i32>,
+    /// Whether it moved a partition's fetch offset.
+    moved: bool,
+}
+
 impl PgStore {
+    /// Each run of the statement takes new offsets from one partition (the first unlocked one,
+    /// in the requested order, with records to take), so concurrent consumers of a group take
+    /// different partitions instead of skipping all that another has locked; while room is left
+    /// it runs again for the next partition. Ordered delivery locks every partition in one run.
     pub(super) async fn acquire_leases(&self, req: &AcquireRequest) -> StoreResult<Acquired> {
-        let mut acquired = self.acquire_once(req, req.max).await?;
-        if !acquired.1.is_empty() {
-            // The group's first lease from these partitions: start them at their first record, then take the rest.
-            self.start_partitions(req, &acquired.1).await?;
-            let room = req.max.saturating_sub(acquired.0.leases.len() as u32);
-            let more = self.acquire_once(req, room).await?.0;
-            acquired.0.leases.extend(more.leases);
-            acquired.0.skipped += more.skipped;
+        let mut got = Pass::default();
+        let mut started = false;
+        for _ in 0..req.partitions.len() + 2 {
+            let room = req.max.saturating_sub((got.due.len() + got.fresh.len()) as u32);
+            if room == 0 {
+                break;
+            }
+            let pass = self.acquire_once(req, room).await?;
+            got.due.extend(pass.due);
+            got.fresh.extend(pass.fresh);
+            got.skipped += pass.skipped;
+            if !pass.unstarted.is_empty() && !started {
+                // The group's first lease from these partitions: start them at their first record.
+                self.start_partitions(req, &pass.unstarted).await?;
+                started = true;
+                continue;
+            }
+            if !pass.moved || req.per_partition.is_some() {
+                break;
+            }
         }
-        Ok(acquired.0)
+        got.due.sort_by_key(|(l, _)| (l.partition, l.offset));
+        got.due.extend(got.fresh);
+        let (leases, records): (Vec<Lease>, Vec<Option<Record>>) = got.due.into_iter().unzip();
+        Ok(Acquired { leases, skipped: got.skipped, records: self.log_here.then_some(records) })
     }
 
-    /// Leases up to `max`; answers the leases and the partitions the group has not started.
-    async fn acquire_once(&self, req: &AcquireRequest, max: u32) -> StoreResult<(Acquired, Vec<i32>)> {
-        let mut out = (Acquired::default(), Vec::new());
-        let mut fresh = Vec::new();
-        if max == 0 {
-            return Ok(out);
-        }
+    /// Runs the leasing statement once for up to `max` records.
+    async fn acquire_once(&self, req: &AcquireRequest, max: u32) -> StoreResult<Pass> {
+        let mut out = Pass::default();
         let until = req.now.plus_ms(req.lease_ms);
         let parts: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
         let starts: Vec<i64> = req.partitions.iter().map(|p| big(p.start_offset)).collect();
         let ends: Vec<i64> = req.partitions.iter().map(|p| big(p.end_offset)).collect();
         let per_partition = req.per_partition.map(i64::from);
+        let partitions_locked: Option<i64> = if per_partition.is_some() { None } else { Some(1) };
         let rows = self
             .query(
                 ACQUIRE,
@@ -106,14 +151,19 @@ impl PgStore {
                     &starts,
                     &ends,
                     &per_partition,
+                    &partitions_locked,
+                    &self.log_here,
                 ],
             )
             .await?;
         for r in &rows {
             let (partition, offset): (i32, i64) = (r.get(0), r.get(1));
             match offset {
-                SKIPPED => out.0.skipped += unsigned(r.get(4)),
-                UNSTARTED => out.1.push(partition),
+                SKIPPED => {
+                    out.skipped += unsigned(r.get(4));
+                    out.moved = true;
+                }
+                UNSTARTED => out.unstarted.push(partition),
                 _ => {
                     let lease = Lease {
                         partition: partition as u32,
@@ -122,14 +172,18 @@ impl PgStore {
                         retry_count: r.get::<_, i32>(3) as u32,
                         until,
                     };
-                    if r.get::<_, i64>(4) == FRESH { fresh.push(lease) } else { out.0.leases.push(lease) }
+                    // The record columns are NULL when not read, or when retention removed it.
+                    let record = r.get::<_, Option<bool>>(RECORD_AT + 2).map(|_| record_from_row(r, RECORD_AT));
+                    if r.get::<_, i64>(4) == FRESH {
+                        out.fresh.push((lease, record));
+                        out.moved = true;
+                    } else {
+                        out.due.push((lease, record))
+                    }
                 }
             }
         }
-        // Due deliveries first, in key order; then new offsets in the order the partitions were asked for.
-        out.0.leases.sort_by_key(|l| (l.partition, l.offset));
-        fresh.sort_by_key(|l| (parts.iter().position(|p| *p as u32 == l.partition), l.offset));
-        out.0.leases.extend(fresh);
+        out.fresh.sort_by_key(|(l, _)| (parts.iter().position(|p| *p as u32 == l.partition), l.offset));
         Ok(out)
     }
 

@@ -26,11 +26,11 @@ pub(super) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
 
 /// A driver error: without a SQLSTATE the connection itself failed.
 pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
-    if is_unavailable(&e) {
-        StoreError::unavailable(format!("PostgreSQL: {e}"))
-    } else {
-        StoreError::Failed(format!("PostgreSQL: {e}"))
-    }
+    let said = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {} (SQLSTATE {})", db.message(), db.code().code()),
+        None => format!("PostgreSQL: {e}"),
+    };
+    if is_unavailable(&e) { StoreError::unavailable(said) } else { StoreError::Failed(said) }
 }
 
 /// A pool error: no connection within the timeout, or none could be made.

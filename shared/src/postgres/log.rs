@@ -201,7 +201,7 @@ impl MessageLog for PgStore {
         let mut out: Vec<(u64, Record)> = Vec::with_capacity(rows.len());
         let mut bytes = 0;
         for row in &rows {
-            let record = record_from_row(row);
+            let record = record_from_row(row, 0);
             if !out.is_empty() && bytes + record.content_bytes() > limit.bytes {
                 break;
             }
@@ -287,18 +287,20 @@ impl MessageLog for PgStore {
     }
 }
 
-fn record_from_row(r: &Row) -> Record {
-    let text: String = r.get(3);
-    let content = if r.get(2) { Content::Json(text) } else { Content::Text(text) };
-    let headers: &str = r.get(4);
+/// A record from a row holding `key, routing_key, is_json, content, headers, priority, ttl_ms,
+/// persistent, published_at` from column `at` on.
+pub(super) fn record_from_row(r: &Row, at: usize) -> Record {
+    let text: String = r.get(at + 3);
+    let content = if r.get(at + 2) { Content::Json(text) } else { Content::Text(text) };
+    let headers: &str = r.get(at + 4);
     Record {
-        key: r.get(0),
-        routing_key: r.get(1),
+        key: r.get(at),
+        routing_key: r.get(at + 1),
         content,
         headers: serde_json::from_str(headers).unwrap_or_default(),
-        priority: r.get::<_, Option<i16>>(5).and_then(|p| u8::try_from(p).ok()),
-        ttl_ms: unsigned(r.get(6)),
-        persistent: r.get(7),
-        published_at: Timestamp(r.get(8)),
+        priority: r.get::<_, Option<i16>>(at + 5).and_then(|p| u8::try_from(p).ok()),
+        ttl_ms: unsigned(r.get(at + 6)),
+        persistent: r.get(at + 7),
+        published_at: Timestamp(r.get(at + 8)),
     }
 }

@@ -59,6 +59,8 @@ pub struct PgStore {
     config: tokio_postgres::Config,
     /// This instance's name in signals, random per process.
     origin: u64,
+    /// Whether this store is the message log too: leasing then reads the leased records.
+    log_here: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -106,7 +108,14 @@ impl PgStore {
         let finisher = finisher::spawn_finisher(pool.clone());
         let mut random = [0; 8];
         getrandom::fill(&mut random).map_err(|e| StoreError::Failed(format!("no random source: {e}")))?;
-        Ok(Self { pool, counters, appender, finisher, config, origin: u64::from_le_bytes(random) })
+        Ok(Self { pool, counters, appender, finisher, config, origin: u64::from_le_bytes(random), log_here: false })
+    }
+
+    /// This store as the message log too: leasing reads the leased records in the same statement.
+    /// Only for a store that is the log: with the log elsewhere its records would not be these.
+    pub fn serving_the_log(mut self) -> Self {
+        self.log_here = true;
+        self
     }
 
     async fn client(&self) -> StoreResult<Object> {

@@ -253,3 +253,24 @@ pub async fn a_forgotten_group_or_queue_starts_over(b: &Backends) {
     assert!(b.leases.groups(q.id).await.unwrap().is_empty());
     assert!(b.leases.deliveries(q.id, 0, 0).await.unwrap().is_empty());
 }
+
+/// A store that reads the leased records with the leases gives the log's, each with its lease.
+pub async fn records_read_with_leases_are_the_logs(b: &Backends) {
+    let q = queue(b, "records", 2).await;
+    fill(b, &q, 3).await;
+    let g = group("g");
+    let first = acquire_all(b, &q, &g, "c1", 4, T0).await;
+    // The first lease lapses: the next acquire takes it again (due) with two new offsets.
+    let again = acquire_all(b, &q, &g, "c2", 3, T0.plus_ms(1000)).await;
+    assert_eq!((first.leases.len(), again.leases.len()), (4, 3));
+    assert!(again.leases.iter().any(|l| l.delivery_count > 1), "a lapsed lease is due again: {again:?}");
+    for acquired in [first, again] {
+        let Some(records) = &acquired.records else { continue };
+        assert_eq!(records.len(), acquired.leases.len(), "one record per lease");
+        for (lease, record) in acquired.leases.iter().zip(records) {
+            let limit = ReadLimit { records: 1, bytes: u64::MAX };
+            let read = b.log.read_range(q.id, lease.partition, lease.offset, limit).await.unwrap();
+            assert_eq!(record.as_ref(), read.first().map(|(_, r)| r), "the record of {lease:?}");
+        }
+    }
+}

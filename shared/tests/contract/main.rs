@@ -60,6 +60,7 @@ macro_rules! every_scenario {
                 leases::ordered_acquires_take_one_per_partition,
                 leases::records_trimmed_unseen_are_skipped_and_forgotten,
                 leases::a_forgotten_group_or_queue_starts_over,
+                leases::records_read_with_leases_are_the_logs,
                 consumers::consumers_register_and_are_seen,
                 consumers::rate_limits_spend_and_refill_tokens,
                 push::attempts_are_kept_and_failures_run_until_a_success,
@@ -97,7 +98,7 @@ async fn postgres() -> (Backends, pg::Scratch) {
     let scratch = pg::Scratch::new();
     let options = shared::postgres::PoolOptions::default();
     let store = shared::postgres::PgStore::connect(&scratch.url, options).await.expect("connects and migrates");
-    (Backends::all(std::sync::Arc::new(store)), scratch)
+    (Backends::all(std::sync::Arc::new(store.serving_the_log())), scratch)
 }
 
 #[cfg(feature = "postgres")]
