@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{
     figures::{Figures, figure},
-    load::{Stats, check, closed_loop, open_loop},
+    load::{Stats, Step, check, closed_loop, open_loop},
     pg::Scratch,
     scenarios::{baseline_step, batch_step, consume_ack_step, create_topic, prefill, publish_step},
     server::Server,
@@ -14,6 +14,16 @@ use crate::{
 
 /// Partitions of the consumed topics: one per consumer, as a Kafka topic read by a group would have.
 const CONSUMER_PARTITIONS: u32 = 4;
+
+/// Load run before each measured closed loop and not counted (connections, prepared
+/// statements, caches), as the open loop's warm-up.
+const WARMUP: Duration = Duration::from_secs(1);
+
+/// `workers` run `step` for [`WARMUP`], then for `duration` counted.
+async fn warmed_loop(workers: usize, duration: Duration, step: Step) -> Stats {
+    closed_loop(workers, WARMUP, step.clone()).await;
+    closed_loop(workers, duration, step).await
+}
 
 /// Settings of one run.
 pub(crate) struct Plan {
@@ -42,7 +52,7 @@ pub(crate) async fn run(plan: Plan) -> Result<(), String> {
         eprintln!("round {round}/{}", plan.rounds);
         let baseline = Server::baseline()?;
         for conns in [1, 4, 16, 64] {
-            let stats = closed_loop(conns, plan.duration, baseline_step(&baseline.base, false)).await;
+            let stats = warmed_loop(conns, plan.duration, baseline_step(&baseline.base, false)).await;
             check(&stats, "baseline")?;
             figures.put(format!("baseline, {conns} connections"), stats.steps_per_sec());
         }
@@ -72,20 +82,20 @@ pub(crate) async fn run(plan: Plan) -> Result<(), String> {
 /// Publish at 1 and 64 connections, batch publish, consume+ack and the open loop, on one server.
 async fn one_instance(plan: &Plan, store: &str, base: &str, figures: &mut Figures) -> Result<(), String> {
     for conns in [1, 64] {
-        let mut stats = closed_loop(conns, plan.duration, publish_step(base, "bench.publish")).await;
+        let mut stats = warmed_loop(conns, plan.duration, publish_step(base, "bench.publish")).await;
         check(&stats, "publish")?;
         figures.put(format!("{store}: publish 1 KB, {conns} connections"), stats.steps_per_sec());
         figures.put(format!("{store}: publish 1 KB, {conns} connections, p99 ms"), stats.latency_ms(0.99));
     }
-    let stats = closed_loop(16, plan.duration, batch_step(base, "bench.batch")).await;
+    let stats = warmed_loop(16, plan.duration, batch_step(base, "bench.batch")).await;
     check(&stats, "batch publish")?;
     figures.put(format!("{store}: batch publish 100 × 1 KB, 16 connections, msg/s"), stats.messages_per_sec());
     for max in [10, 100] {
         let topic = format!("bench.consume{max}");
         create_topic(base, &topic, CONSUMER_PARTITIONS).await?;
-        let prefilled = 4_000 * max as usize * plan.duration.as_secs() as usize;
+        let prefilled = 4_000 * max as usize * (plan.duration + WARMUP).as_secs() as usize;
         prefill(base, &topic, prefilled).await?;
-        let stats = closed_loop(4, plan.duration, consume_ack_step(base, &topic, max, true)).await;
+        let stats = warmed_loop(4, plan.duration, consume_ack_step(base, &topic, max, true)).await;
         check(&stats, "consume+ack")?;
         if stats.messages as usize >= prefilled {
             return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));
@@ -110,17 +120,17 @@ async fn one_instance(plan: &Plan, store: &str, base: &str, figures: &mut Figure
 async fn two_instances(plan: &Plan, bases: [&str; 2], figures: &mut Figures) -> Result<(), String> {
     let store = "PostgreSQL, two instances";
     let (a, b) = tokio::join!(
-        closed_loop(32, plan.duration, publish_step(bases[0], "bench.publish2")),
-        closed_loop(32, plan.duration, publish_step(bases[1], "bench.publish2")),
+        warmed_loop(32, plan.duration, publish_step(bases[0], "bench.publish2")),
+        warmed_loop(32, plan.duration, publish_step(bases[1], "bench.publish2")),
     );
     figures.put(format!("{store}: publish 1 KB, 64 connections"), sum(&[a, b], "publish")?);
     let topic = "bench.consume2";
     create_topic(bases[0], topic, CONSUMER_PARTITIONS).await?;
-    let prefilled = 40_000 * plan.duration.as_secs() as usize;
+    let prefilled = 40_000 * (plan.duration + WARMUP).as_secs() as usize;
     prefill(bases[0], topic, prefilled).await?;
     let (a, b) = tokio::join!(
-        closed_loop(2, plan.duration, consume_ack_step(bases[0], topic, 10, true)),
-        closed_loop(2, plan.duration, consume_ack_step(bases[1], topic, 10, true)),
+        warmed_loop(2, plan.duration, consume_ack_step(bases[0], topic, 10, true)),
+        warmed_loop(2, plan.duration, consume_ack_step(bases[1], topic, 10, true)),
     );
     if a.messages + b.messages >= prefilled as u64 {
         return Err(format!("consume+ack drained all {prefilled} prefilled messages; prefill more"));

@@ -1,6 +1,6 @@
 //! Finishing deliveries (acknowledged, dead-lettered, dropped) from concurrent requests in one
-//! statement each: the lease rows are locked in key order, deleted, and their finished rows
-//! inserted into the insert-only `message_settled`. A batch acknowledgement of many messages,
+//! statement each: the lease rows are locked in key order, each found by its primary key, then
+//! deleted by row address and their finished rows inserted into the insert-only `message_settled`. A batch acknowledgement of many messages,
 //! or many consumers acknowledging at once, cost the database one statement, not one each.
 
 use deadpool_postgres::Pool;
@@ -30,6 +30,13 @@ pub(super) struct Finish {
     pub(super) reason: Option<String>,
 }
 
+impl Finish {
+    /// The delivery's key, in the order rows are locked.
+    fn key(&self) -> (i64, &str, i32, i64) {
+        (self.queue, &self.grp, self.partition, self.offset)
+    }
+}
+
 /// Gathers the finishes of concurrent requests; each is answered with the finished delivery, or
 /// `None` when the named one is not in flight.
 pub(super) type Finisher = Gatherer<Finish, Option<Delivery>>;
@@ -47,33 +54,37 @@ pub(super) fn spawn_finisher(pool: Pool) -> Finisher {
     )
 }
 
-/// Finishes every job's delivery that is still in flight; answers each job in order.
+/// Finishes every job's delivery that is still in flight; answers each job in order. Rows are
+/// locked in key order (the order the statement is given them), as every instance locks them.
 async fn finish_all(pool: &Pool, jobs: &[Finish]) -> StoreResult<Vec<Option<Delivery>>> {
-    let queues: Vec<i64> = jobs.iter().map(|f| f.queue).collect();
-    let groups: Vec<&str> = jobs.iter().map(|f| f.grp.as_str()).collect();
-    let partitions: Vec<i32> = jobs.iter().map(|f| f.partition).collect();
-    let offsets: Vec<i64> = jobs.iter().map(|f| f.offset).collect();
-    let expects: Vec<Option<i32>> = jobs.iter().map(|f| f.expect).collect();
-    let states: Vec<&str> = jobs.iter().map(|f| f.state).collect();
-    let ats: Vec<i64> = jobs.iter().map(|f| f.at).collect();
-    let reasons: Vec<Option<&str>> = jobs.iter().map(|f| f.reason.as_deref()).collect();
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|a, b| jobs[*a].key().cmp(&jobs[*b].key()));
+    let sorted: Vec<&Finish> = order.iter().map(|i| &jobs[*i]).collect();
+    let queues: Vec<i64> = sorted.iter().map(|f| f.queue).collect();
+    let groups: Vec<&str> = sorted.iter().map(|f| f.grp.as_str()).collect();
+    let partitions: Vec<i32> = sorted.iter().map(|f| f.partition).collect();
+    let offsets: Vec<i64> = sorted.iter().map(|f| f.offset).collect();
+    let expects: Vec<Option<i32>> = sorted.iter().map(|f| f.expect).collect();
+    let states: Vec<&str> = sorted.iter().map(|f| f.state).collect();
+    let ats: Vec<i64> = sorted.iter().map(|f| f.at).collect();
+    let reasons: Vec<Option<&str>> = sorted.iter().map(|f| f.reason.as_deref()).collect();
     let client = pool.get().await.map_err(no_connection)?;
     let sql = format!(
         "WITH req AS (
             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::INT[], $4::BIGINT[], $5::INT[], $6::TEXT[],
                 $7::BIGINT[], $8::TEXT[]) AS t(queue_id, grp, partition, \"offset\", expect, new_state, at, new_reason)
          ),
-         locked AS (
-            SELECT l.queue_id, l.grp, l.partition, l.\"offset\", r.new_state, r.at, r.new_reason
-            FROM message_leases l JOIN req r ON l.queue_id = r.queue_id AND l.grp = r.grp
-                AND l.partition = r.partition AND l.\"offset\" = r.\"offset\"
-            WHERE r.expect IS NULL OR l.delivery_count = r.expect
-            ORDER BY l.queue_id, l.grp, l.partition, l.\"offset\"
-            FOR UPDATE OF l
+         locked AS MATERIALIZED (
+            SELECT l.ctid AS row_id, r.new_state, r.at, r.new_reason
+            FROM req r CROSS JOIN LATERAL (
+                SELECT ctid FROM message_leases l WHERE l.queue_id = r.queue_id AND l.grp = r.grp
+                    AND l.partition = r.partition AND l.\"offset\" = r.\"offset\"
+                    AND (r.expect IS NULL OR l.delivery_count = r.expect)
+                FOR UPDATE
+            ) l
          ),
          gone AS (
-            DELETE FROM message_leases l USING locked k
-            WHERE l.queue_id = k.queue_id AND l.grp = k.grp AND l.partition = k.partition AND l.\"offset\" = k.\"offset\"
+            DELETE FROM message_leases l USING locked k WHERE l.ctid = k.row_id
             RETURNING l.*, k.new_state, k.at, k.new_reason
          )
          INSERT INTO message_settled (queue_id, partition, \"offset\", grp, state, delivery_count, retry_count,

@@ -83,9 +83,11 @@ impl PgStore {
         config.connect_timeout(options.connect_timeout);
         config.keepalives_idle(Duration::from_secs(30));
         // Generic plans: the leasing and finishing statements cost more to plan than to run, and
-        // every access path is keyed, so a generic plan is the one a custom plan would be.
+        // every access path is keyed, so a generic plan is the one a custom plan would be. No
+        // sequential scans: lease tables swing from empty to large within seconds, faster than
+        // their statistics follow, and a plan made while one looked empty must not read it whole.
         config.options(format!(
-            "-c statement_timeout={} -c plan_cache_mode=force_generic_plan",
+            "-c statement_timeout={} -c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
             options.statement_timeout.as_millis()
         ));
         let manager =

@@ -4,7 +4,8 @@
 //! place make every claim scan past them. `SKIP_LOCKED` leaves a table another instance (or
 //! autovacuum) is vacuuming to it. A transaction held open anywhere on the server keeps the
 //! rows it could still see; they go at the first pass after it ends. Each pass also analyzes
-//! the table, so the planner's figures stay true where autovacuum does not run.
+//! the table, and a table that changed by more than half its rows since it was last analyzed
+//! is analyzed alone, so the planner's figures stay true where autovacuum does not run.
 
 use std::{sync::Weak, time::Duration};
 
@@ -35,23 +36,26 @@ pub(super) fn spawn_vacuumer<T: Send + Sync + 'static>(pool: Pool, alive: Weak<T
     });
 }
 
-/// Vacuums each churning table whose dead rows outnumber its live ones (and [`MIN_DEAD`]).
+/// Vacuums each churning table whose dead rows outnumber its live ones (and [`MIN_DEAD`]);
+/// analyzes one whose changes since its last analysis do.
 async fn vacuum_pass(pool: &Pool) -> StoreResult<()> {
     let client = pool.get().await.map_err(no_connection)?;
     let tables: Vec<&str> = CHURNING.to_vec();
     let rows = client
         .query(
-            "SELECT relname::TEXT FROM pg_stat_user_tables
-             WHERE schemaname = current_schema() AND relname = ANY($1) AND n_dead_tup > GREATEST($2, n_live_tup)",
+            "SELECT relname::TEXT, n_dead_tup > GREATEST($2, n_live_tup) FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND relname = ANY($1)
+                AND (n_dead_tup > GREATEST($2, n_live_tup) OR n_mod_since_analyze > GREATEST($2, n_live_tup / 2))",
             &[&tables, &MIN_DEAD],
         )
         .await
         .map_err(pg)?;
     for row in rows {
-        let table: String = row.get(0);
+        let (table, dead): (String, bool) = (row.get(0), row.get(1));
         // Only names of CHURNING reach the statement.
         if let Some(name) = CHURNING.iter().find(|t| **t == table) {
-            client.batch_execute(&format!("VACUUM (SKIP_LOCKED, ANALYZE) {name}")).await.map_err(pg)?;
+            let what = if dead { "VACUUM (SKIP_LOCKED, ANALYZE)" } else { "ANALYZE (SKIP_LOCKED)" };
+            client.batch_execute(&format!("{what} {name}")).await.map_err(pg)?;
         }
     }
     Ok(())
