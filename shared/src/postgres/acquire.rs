@@ -4,14 +4,20 @@
 //! to take is locked the same way (one another consumer is taking from is left to it), new
 //! offsets up to the room left are leased, and the fetch offset moved past them. When this store
 //! holds the log too, the statement also reads the leased records.
+//!
+//! A grant commits without waiting for its WAL flush (`synchronous_commit` off for its own
+//! transaction): if PostgreSQL crashes, grants of its last moments may be lost and their records
+//! delivered again, which at-least-once delivery allows. An acknowledgement's flush comes after
+//! its grant's in the WAL, so no acknowledgement outlives the grant it settles.
 
 use super::{PgStore, big, log::record_from_row, unsigned};
 use crate::ports::{AcquireRequest, Acquired, Lease, Record, StoreResult};
 
 const ACQUIRE: &str = "
-WITH due_rows AS MATERIALIZED (
+WITH lazy_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
+due_rows AS MATERIALIZED (
     SELECT partition, \"offset\" FROM message_leases
-    WHERE queue_id = $1 AND grp = $2 AND until <= $3 AND partition = ANY($4)
+    WHERE queue_id = $1 AND grp = $2 AND until <= $3 AND partition = ANY($4) AND EXISTS (SELECT FROM lazy_commit)
     ORDER BY partition, \"offset\" LIMIT $5 FOR UPDATE SKIP LOCKED
 ),
 due AS (
