@@ -16,7 +16,7 @@ use crate::ports::{AcquireRequest, Acquired, Lease, Record, StoreResult};
 const ACQUIRE: &str = "
 WITH lazy_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
 due_rows AS MATERIALIZED (
-    SELECT partition, \"offset\" FROM message_leases
+    SELECT ctid AS row_id FROM message_leases
     WHERE queue_id = $1 AND grp = $2 AND until <= $3 AND partition = ANY($4) AND EXISTS (SELECT FROM lazy_commit)
     ORDER BY partition, \"offset\" LIMIT $5 FOR UPDATE SKIP LOCKED
 ),
@@ -24,7 +24,7 @@ due AS (
     UPDATE message_leases l SET state = 'leased', consumer = $6, until = $7,
         delivery_count = l.delivery_count + 1, last_delivered_at = $3,
         first_delivered_at = COALESCE(l.first_delivered_at, $3)
-    FROM due_rows d WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = d.partition AND l.\"offset\" = d.\"offset\"
+    WHERE l.ctid = ANY(ARRAY(SELECT row_id FROM due_rows))
     RETURNING l.partition, l.\"offset\", l.delivery_count, l.retry_count
 ),
 locked AS MATERIALIZED (
@@ -69,8 +69,10 @@ leased AS (
 )
 SELECT l.partition, l.\"offset\", l.delivery_count, l.retry_count, l.kind, m.key, m.routing_key, m.is_json,
     m.content, m.headers, m.priority, m.ttl_ms, m.persistent, m.published_at
-FROM leased l LEFT JOIN message_messages m
-    ON $12 AND m.queue_id = $1 AND m.partition = l.partition AND m.\"offset\" = l.\"offset\"
+FROM leased l LEFT JOIN LATERAL (
+    SELECT * FROM message_messages m
+    WHERE $12 AND m.queue_id = $1 AND m.partition = l.partition AND m.\"offset\" = l.\"offset\"
+) m ON true
 UNION ALL SELECT partition, -1, 0, 0, start_offset - fetch_offset, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM taken WHERE start_offset > fetch_offset
 UNION ALL SELECT r.p, -2, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL

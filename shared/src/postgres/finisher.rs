@@ -84,7 +84,8 @@ async fn finish_all(pool: &Pool, jobs: &[Finish]) -> StoreResult<Vec<Option<Deli
             ) l
          ),
          gone AS (
-            DELETE FROM message_leases l USING locked k WHERE l.ctid = k.row_id
+            DELETE FROM message_leases l USING locked k
+            WHERE l.ctid = ANY(ARRAY(SELECT row_id FROM locked)) AND l.ctid = k.row_id
             RETURNING l.*, k.new_state, k.at, k.new_reason
          )
          INSERT INTO message_settled (queue_id, partition, \"offset\", grp, state, delivery_count, retry_count,
