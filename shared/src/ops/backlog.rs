@@ -40,9 +40,10 @@ impl Backlog {
         partitions: &[PartitionInfo],
         full: bool,
     ) {
-        match full {
-            true => self.0.put((queue, group.clone()), read, partitions.to_vec()),
-            false => self.0.remove(&(queue, group.clone())),
+        if full {
+            self.0.put((queue, group.clone()), read, partitions.to_vec());
+        } else {
+            self.0.remove(&(queue, group.clone()));
         }
     }
 

@@ -100,10 +100,9 @@ impl Service {
 
     async fn lease_once(&self, queue: &Queue, cmd: &Consume, max: u32) -> Result<Vec<Delivered>> {
         let now = self.now();
-        let known = self.backlog.get(queue.id, &cmd.group);
-        let (read, partitions) = match known.clone() {
-            Some(known) => known,
-            None => (Instant::now(), self.log.partitions(queue.id).await?),
+        let (read, partitions, remembered) = match self.backlog.get(queue.id, &cmd.group) {
+            Some((read, partitions)) => (read, partitions, true),
+            None => (Instant::now(), self.log.partitions(queue.id).await?, false),
         };
         let mut request = AcquireRequest {
             queue: queue.id,
@@ -116,7 +115,7 @@ impl Service {
             per_partition: None,
         };
         let mut acquired = self.acquire_counted(&request).await?;
-        if known.is_some() && acquired.leases.len() < max as usize {
+        if remembered && acquired.leases.len() < max as usize {
             // Short against remembered ends: lease the rest against the log's ends now.
             request.partitions = self.log.partitions(queue.id).await?;
             request.max = max - acquired.leases.len() as u32;

@@ -14,6 +14,7 @@ use super::{PgStore, big, log::record_from_row, unsigned};
 use crate::ports::{AcquireRequest, Acquired, Lease, Record, StoreResult};
 
 const ACQUIRE: &str = "
+-- Evaluated once, as due_rows starts: this transaction commits without waiting for its flush.
 WITH lazy_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
 due_rows AS MATERIALIZED (
     SELECT ctid AS row_id FROM message_leases

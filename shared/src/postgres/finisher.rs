@@ -84,6 +84,7 @@ async fn finish_all(pool: &Pool, jobs: &[Finish]) -> StoreResult<Vec<Option<Deli
             ) l
          ),
          gone AS (
+            -- The array makes the rows be fetched by address, never by a join over the table.
             DELETE FROM message_leases l USING locked k
             WHERE l.ctid = ANY(ARRAY(SELECT row_id FROM locked)) AND l.ctid = k.row_id
             RETURNING l.*, k.new_state, k.at, k.new_reason
