@@ -1,8 +1,8 @@
 //! Leasing on PostgreSQL, one statement per run (one round trip, its own transaction): due
 //! deliveries (released ones whose time came, lapsed leases) are taken with `FOR UPDATE SKIP
-//! LOCKED` and leased again; then the fetch offset of the first requested partition with records
-//! to take is locked the same way (one another consumer is taking from is left to it), new
-//! offsets up to the room left are leased, and the fetch offset moved past them. When this store
+//! LOCKED` and leased again; then the fetch offsets of the partitions to take from are locked
+//! the same way (ones another consumer is taking from are left to it), new offsets up to the
+//! room left are leased, and the fetch offsets moved past them. When this store
 //! holds the log too, the statement also reads the leased records.
 //!
 //! A grant commits without waiting for its WAL flush (`synchronous_commit` off for its own
@@ -28,15 +28,27 @@ due AS (
     WHERE l.ctid = ANY(ARRAY(SELECT row_id FROM due_rows))
     RETURNING l.partition, l.\"offset\", l.delivery_count, l.retry_count
 ),
+ends AS (
+    SELECT * FROM UNNEST($4::INT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY AS r(partition, start_offset, end_offset, ord)
+),
+-- With $13: the partitions needed to fill the room, judged by fetch offsets as last committed.
+wanted AS (
+    SELECT partition FROM (
+        SELECT g.partition, SUM(LEAST(GREATEST(r.end_offset - GREATEST(g.fetch_offset, r.start_offset), 0), $5))
+            OVER (ORDER BY r.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+        FROM message_group_offsets g JOIN ends r ON g.partition = r.partition
+        WHERE $13 AND g.queue_id = $1 AND g.grp = $2
+            AND (r.end_offset > GREATEST(g.fetch_offset, r.start_offset) OR r.start_offset > g.fetch_offset)
+    ) w WHERE COALESCE(before, 0) < $5 - (SELECT count(*) FROM due)
+),
 locked AS MATERIALIZED (
     SELECT g.partition, g.fetch_offset, r.ord, r.start_offset, r.end_offset
-    FROM message_group_offsets g
-    JOIN UNNEST($4::INT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY AS r(partition, start_offset, end_offset, ord)
-        ON g.partition = r.partition
+    FROM message_group_offsets g JOIN ends r ON g.partition = r.partition
     WHERE g.queue_id = $1 AND g.grp = $2
         AND (r.end_offset > GREATEST(g.fetch_offset, r.start_offset) OR r.start_offset > g.fetch_offset)
         AND ($10::BIGINT IS NULL OR NOT EXISTS (
             SELECT 1 FROM message_leases l WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = g.partition))
+        AND (NOT $13 OR g.partition IN (SELECT partition FROM wanted))
     ORDER BY r.ord LIMIT $11 FOR UPDATE OF g SKIP LOCKED
 ),
 open AS (
@@ -73,6 +85,9 @@ SELECT l.partition, l.\"offset\", l.delivery_count, l.retry_count, l.kind, m.key
 FROM leased l LEFT JOIN LATERAL (
     SELECT * FROM message_messages m
     WHERE $12 AND m.queue_id = $1 AND m.partition = l.partition AND m.\"offset\" = l.\"offset\"
+    -- The LIMIT keeps this a key lookup per leased row: without it the planner may flatten the
+    -- subquery into a hash join that reads every record of the queue.
+    LIMIT 1
 ) m ON true
 UNION ALL SELECT partition, -1, 0, 0, start_offset - fetch_offset, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM taken WHERE start_offset > fetch_offset
@@ -105,19 +120,22 @@ struct Pass {
 }
 
 impl PgStore {
-    /// Each run of the statement takes new offsets from one partition (the first unlocked one,
-    /// in the requested order, with records to take), so concurrent consumers of a group take
-    /// different partitions instead of skipping all that another has locked; while room is left
-    /// it runs again for the next partition. Ordered delivery locks every partition in one run.
+    /// The first run of the statement locks the partitions the room needs (in the requested
+    /// order, judged by the committed fetch offsets), so a consume usually takes one run and
+    /// concurrent consumers of a backlog take different partitions. When others held some of
+    /// them, later runs each take the first unlocked partition with records to take, while room
+    /// is left. Ordered delivery locks every partition in one run.
     pub(super) async fn acquire_leases(&self, req: &AcquireRequest) -> StoreResult<Acquired> {
         let mut got = Pass::default();
         let mut started = false;
+        let mut fill = true;
         for _ in 0..req.partitions.len() + 2 {
             let room = req.max.saturating_sub((got.due.len() + got.fresh.len()) as u32);
             if room == 0 {
                 break;
             }
-            let pass = self.acquire_once(req, room).await?;
+            let pass = self.acquire_once(req, room, fill).await?;
+            fill = false;
             got.due.extend(pass.due);
             got.fresh.extend(pass.fresh);
             got.skipped += pass.skipped;
@@ -125,6 +143,7 @@ impl PgStore {
                 // The group's first lease from these partitions: start them at their first record.
                 self.start_partitions(req, &pass.unstarted).await?;
                 started = true;
+                fill = true;
                 continue;
             }
             if !pass.moved || req.per_partition.is_some() {
@@ -137,15 +156,17 @@ impl PgStore {
         Ok(Acquired { leases, skipped: got.skipped, records: self.log_here.then_some(records) })
     }
 
-    /// Runs the leasing statement once for up to `max` records.
-    async fn acquire_once(&self, req: &AcquireRequest, max: u32) -> StoreResult<Pass> {
+    /// Runs the leasing statement once for up to `max` records; with `fill`, locking the
+    /// partitions needed to fill `max`, else the first one with records to take.
+    async fn acquire_once(&self, req: &AcquireRequest, max: u32, fill: bool) -> StoreResult<Pass> {
         let mut out = Pass::default();
         let until = req.now.plus_ms(req.lease_ms);
         let parts: Vec<i32> = req.partitions.iter().map(|p| p.partition as i32).collect();
         let starts: Vec<i64> = req.partitions.iter().map(|p| big(p.start_offset)).collect();
         let ends: Vec<i64> = req.partitions.iter().map(|p| big(p.end_offset)).collect();
         let per_partition = req.per_partition.map(i64::from);
-        let partitions_locked: Option<i64> = if per_partition.is_some() { None } else { Some(1) };
+        let fill = fill && per_partition.is_none();
+        let partitions_locked: Option<i64> = if per_partition.is_some() || fill { None } else { Some(1) };
         let rows = self
             .query(
                 ACQUIRE,
@@ -162,6 +183,7 @@ impl PgStore {
                     &per_partition,
                     &partitions_locked,
                     &self.log_here,
+                    &fill,
                 ],
             )
             .await?;

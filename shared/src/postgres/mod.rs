@@ -86,8 +86,10 @@ impl PgStore {
         // every access path is keyed, so a generic plan is the one a custom plan would be. No
         // sequential scans: lease tables swing from empty to large within seconds, faster than
         // their statistics follow, and a plan made while one looked empty must not read it whole.
+        // No JIT: a disabled scan's cost estimate is huge, which would set off a compilation
+        // costing hundreds of milliseconds for statements that run in one.
         config.options(format!(
-            "-c statement_timeout={} -c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
+            "-c statement_timeout={} -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off",
             options.statement_timeout.as_millis()
         ));
         let manager =
