@@ -1,8 +1,8 @@
 //! Leasing on PostgreSQL, one statement per run (one round trip, its own transaction): due
 //! deliveries (released ones whose time came, lapsed leases) are taken with `FOR UPDATE SKIP
-//! LOCKED` and leased again; then the fetch offsets of the partitions to take from are locked
-//! the same way (ones another consumer is taking from are left to it), new offsets up to the
-//! room left are leased, and the fetch offsets moved past them. When this store
+//! LOCKED` and leased again; then the fetch offsets of as many partitions as the room needs are
+//! locked the same way (ones another consumer is taking from are skipped), new offsets up to
+//! the room left are leased, and the fetch offsets moved past them. When this store
 //! holds the log too, the statement also reads the leased records.
 //!
 //! A grant commits without waiting for its WAL flush (`synchronous_commit` off for its own
@@ -31,7 +31,7 @@ due AS (
 ends AS (
     SELECT * FROM UNNEST($4::INT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY AS r(partition, start_offset, end_offset, ord)
 ),
--- With $13: the partitions needed to fill the room, judged by fetch offsets as last committed.
+-- With $13: how many partitions fill the room, judged by fetch offsets as last committed.
 wanted AS (
     SELECT partition FROM (
         SELECT g.partition, SUM(LEAST(GREATEST(r.end_offset - GREATEST(g.fetch_offset, r.start_offset), 0), $5))
@@ -48,8 +48,8 @@ locked AS MATERIALIZED (
         AND (r.end_offset > GREATEST(g.fetch_offset, r.start_offset) OR r.start_offset > g.fetch_offset)
         AND ($10::BIGINT IS NULL OR NOT EXISTS (
             SELECT 1 FROM message_leases l WHERE l.queue_id = $1 AND l.grp = $2 AND l.partition = g.partition))
-        AND (NOT $13 OR g.partition IN (SELECT partition FROM wanted))
-    ORDER BY r.ord LIMIT $11 FOR UPDATE OF g SKIP LOCKED
+    ORDER BY r.ord LIMIT CASE WHEN $13 THEN (SELECT count(*) FROM wanted) ELSE $11 END
+    FOR UPDATE OF g SKIP LOCKED
 ),
 open AS (
     SELECT k.partition, k.ord, k.start_offset, k.fetch_offset,
@@ -120,11 +120,11 @@ struct Pass {
 }
 
 impl PgStore {
-    /// The first run of the statement locks the partitions the room needs (in the requested
-    /// order, judged by the committed fetch offsets), so a consume usually takes one run and
-    /// concurrent consumers of a backlog take different partitions. When others held some of
-    /// them, later runs each take the first unlocked partition with records to take, while room
-    /// is left. Ordered delivery locks every partition in one run.
+    /// The first run of the statement locks as many partitions as the room needs (counted by
+    /// the committed fetch offsets), the first unlocked ones in the requested order, so a
+    /// consume usually takes one run and concurrent consumers of a backlog take different
+    /// partitions. While room is left, later runs each take the first unlocked partition with
+    /// records to take. Ordered delivery locks every partition in one run.
     pub(super) async fn acquire_leases(&self, req: &AcquireRequest) -> StoreResult<Acquired> {
         let mut got = Pass::default();
         let mut started = false;
@@ -156,8 +156,8 @@ impl PgStore {
         Ok(Acquired { leases, skipped: got.skipped, records: self.log_here.then_some(records) })
     }
 
-    /// Runs the leasing statement once for up to `max` records; with `fill`, locking the
-    /// partitions needed to fill `max`, else the first one with records to take.
+    /// Runs the leasing statement once for up to `max` records; with `fill`, locking as many
+    /// partitions as fill `max`, else the first one with records to take.
     async fn acquire_once(&self, req: &AcquireRequest, max: u32, fill: bool) -> StoreResult<Pass> {
         let mut out = Pass::default();
         let until = req.now.plus_ms(req.lease_ms);
