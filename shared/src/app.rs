@@ -52,15 +52,48 @@ impl App {
     }
 }
 
-/// The backends of the configured store, if this build has them.
+/// The backends of the configured store, with the log in Kafka when `KAFKA_BROKERS` is set.
 async fn backends(config: &Config) -> Result<Backends, BuildError> {
-    if let Some(brokers) = &config.kafka_brokers {
-        return Err(BuildError {
-            variable: "KAFKA_BROKERS",
-            value: brokers.clone(),
-            reason: "this build has no Kafka message log".into(),
-        });
+    let mut backends = store_backends(config).await?;
+    if let Some(kafka) = &config.kafka {
+        backends.log = kafka_log(kafka, backends.meta.clone()).await?;
     }
+    Ok(backends)
+}
+
+/// The Kafka log, once a metadata round trip shows the brokers answer.
+#[cfg(feature = "kafka")]
+async fn kafka_log(
+    config: &crate::config::KafkaConfig,
+    meta: Arc<dyn crate::ports::MetadataStore>,
+) -> Result<Arc<dyn crate::ports::MessageLog>, BuildError> {
+    use crate::ports::MessageLog;
+    let fail = |reason: String| BuildError { variable: "KAFKA_BROKERS", value: config.brokers.clone(), reason };
+    let options = crate::kafka::KafkaOptions {
+        brokers: config.brokers.clone(),
+        topic_prefix: config.topic_prefix.clone(),
+        settings: config.settings.clone(),
+        timeout: std::time::Duration::from_millis(config.timeout_ms),
+    };
+    let log = crate::kafka::KafkaLog::new(options, meta).map_err(|e| fail(e.to_string()))?;
+    log.describe().await.map_err(|e| fail(format!("the Kafka brokers do not answer: {e}")))?;
+    Ok(Arc::new(log))
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka_log(
+    config: &crate::config::KafkaConfig,
+    _meta: Arc<dyn crate::ports::MetadataStore>,
+) -> Result<Arc<dyn crate::ports::MessageLog>, BuildError> {
+    Err(BuildError {
+        variable: "KAFKA_BROKERS",
+        value: config.brokers.clone(),
+        reason: "this build has no Kafka message log".into(),
+    })
+}
+
+/// The backends of the store `MESSAGE_QUEUE_STORE` names, if this build has it.
+async fn store_backends(config: &Config) -> Result<Backends, BuildError> {
     let fail = |reason: String| BuildError { variable: "MESSAGE_QUEUE_STORE", value: config.store.to_string(), reason };
     match &config.store {
         #[cfg(feature = "sqlite")]
@@ -68,7 +101,7 @@ async fn backends(config: &Config) -> Result<Backends, BuildError> {
             let store =
                 Arc::new(crate::embedded::SqliteStore::open(path).map_err(|e| fail(format!("cannot open: {e}")))?);
             let mut backends = Backends::all(store.clone());
-            if config.log_place == crate::config::LogPlace::Files {
+            if config.log_place == crate::config::LogPlace::Files && config.kafka.is_none() {
                 let dir = crate::config::LogPlace::files_beside(path);
                 let log = crate::segments::SegmentLog::open(&dir).map_err(|e| BuildError {
                     variable: "MESSAGE_QUEUE_LOG",
@@ -97,7 +130,7 @@ async fn backends(config: &Config) -> Result<Backends, BuildError> {
                 statement_timeout: std::time::Duration::from_millis(pool.statement_timeout_ms),
             };
             let store = crate::postgres::PgStore::connect(url, options).await.map_err(|e| fail(e.to_string()))?;
-            let store = Arc::new(store.serving_the_log());
+            let store = Arc::new(if config.kafka.is_none() { store.serving_the_log() } else { store });
             let mut backends = Backends::all(store.clone());
             backends.signals = store;
             Ok(backends)

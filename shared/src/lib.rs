@@ -28,6 +28,8 @@ pub mod domain;
 pub mod embedded;
 pub mod error;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod ops;
 pub mod ports;
 #[cfg(feature = "postgres")]

@@ -1,10 +1,12 @@
 //! Typed configuration, read once from the environment. Names and defaults
 //! follow spec 002; a bad value fails start-up with one message naming the variable.
 
+mod kafka;
 mod store;
 
 use std::{net::IpAddr, path::PathBuf};
 
+pub use kafka::KafkaConfig;
 pub use store::{LogPlace, StoreUrl};
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -42,7 +44,14 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "files",
         "where a SQLite store keeps messages: files (segment files beside it) or store (in it)",
     ),
-    ("KAFKA_BROKERS", "unset", "Kafka bootstrap servers; when set, the message log is in Kafka"),
+    ("KAFKA_BROKERS", "unset", "Kafka bootstrap servers (host:port,...); when set, the message log is in Kafka"),
+    ("KAFKA_TOPIC_PREFIX", "empty", "put before a queue's name to make its topic's name"),
+    ("KAFKA_SECURITY_PROTOCOL", "plaintext", "plaintext, ssl, sasl_plaintext or sasl_ssl"),
+    ("KAFKA_SASL_MECHANISM", "unset", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a sasl_* protocol)"),
+    ("KAFKA_SASL_USERNAME", "unset", "SASL user name"),
+    ("KAFKA_SASL_PASSWORD", "unset", "SASL password"),
+    ("KAFKA_SSL_CA_LOCATION", "system", "file of CA certificates that sign the brokers' certificates"),
+    ("KAFKA_TIMEOUT", "10s", "how long one call to the brokers may take before it is answered 503"),
     ("MESSAGE_QUEUE_MAX_SIZE", "1048576", "largest message content, in bytes"),
     ("MESSAGE_QUEUE_TTL", "24h", "TTL of a message whose request and queue set none"),
     ("MESSAGE_QUEUE_RETENTION", "168h", "how long records are kept when a topic sets no retention"),
@@ -110,8 +119,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `MESSAGE_QUEUE_LOG`: where a SQLite store keeps its message log (default: segment files).
     pub log_place: LogPlace,
-    /// `KAFKA_BROKERS`: when set, the message log is in Kafka at these bootstrap servers.
-    pub kafka_brokers: Option<String>,
+    /// `KAFKA_BROKERS` and the other `KAFKA_*` variables: when set, the message log is in Kafka.
+    pub kafka: Option<KafkaConfig>,
     /// `MESSAGE_QUEUE_AUTO_CREATE`: publishing to an unknown queue creates it (default true).
     pub auto_create_queues: bool,
     /// `MESSAGE_QUEUE_DEFAULT_PARTITIONS`: partitions of a queue created without a count (default 1).
@@ -230,7 +239,10 @@ impl Config {
                     None => LogPlace::Files,
                 }
             },
-            kafka_brokers: var("KAFKA_BROKERS").value,
+            kafka: {
+                let timeout_ms = var("KAFKA_TIMEOUT").duration_ms_or(10_000)?;
+                KafkaConfig::from_lookup(|name| get(name).filter(|v| !v.is_empty()), timeout_ms)
+            },
             auto_create_queues: var("MESSAGE_QUEUE_AUTO_CREATE").parse_or(true)?,
             default_partitions: var("MESSAGE_QUEUE_DEFAULT_PARTITIONS").parse_or(1)?,
             default_retention_ms: var("MESSAGE_QUEUE_RETENTION").duration_ms_or(7 * 86_400_000)?,

@@ -39,7 +39,7 @@ fn record(text: &str) -> Record {
 /// A queue named `q` with its log of two partitions.
 async fn queue(store: &SqliteStore) -> crate::ports::Queue {
     let queue = store.create_queue(&QueueName::parse("q").unwrap(), &settings(), None, Timestamp(1)).await.unwrap();
-    let spec = LogSpec { partitions: 2, retention_ms: None, max_bytes: None };
+    let spec = LogSpec { partitions: 2, replication: 1, retention_ms: None, max_bytes: None };
     store.create_log(queue.id, &spec).await.unwrap();
     queue
 }

@@ -265,7 +265,12 @@ impl Service {
 
 /// What a queue's log is made with.
 fn log_spec(settings: &QueueSettings) -> LogSpec {
-    LogSpec { partitions: settings.partitions, retention_ms: settings.retention_ms, max_bytes: settings.max_bytes }
+    LogSpec {
+        partitions: settings.partitions,
+        replication: settings.replication,
+        retention_ms: settings.retention_ms,
+        max_bytes: settings.max_bytes,
+    }
 }
 
 /// An exclusive queue is used by the principal that declared it and no other.

@@ -10,6 +10,8 @@ use crate::domain::{MessageId, Timestamp};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogSpec {
     pub partitions: u32,
+    /// Copies of each partition a replicated log keeps (Kafka's replication factor).
+    pub replication: u32,
     /// How long records are kept; `None`: the deployment's default.
     pub retention_ms: Option<u64>,
     /// Oldest records are removed while the log holds more bytes than this.

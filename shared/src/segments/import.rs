@@ -25,7 +25,7 @@ pub async fn move_records(old: &dyn MessageLog, meta: &dyn MetadataStore, new: &
         }
         // A copy left by a crash before the old log was emptied is made again.
         new.delete_log(queue.id).await?;
-        let spec = LogSpec { partitions: parts.len() as u32, retention_ms: None, max_bytes: None };
+        let spec = LogSpec { partitions: parts.len() as u32, replication: 1, retention_ms: None, max_bytes: None };
         new.create_log(queue.id, &spec).await?;
         for p in &parts {
             new.begin_at(queue.id, p.partition, p.start_offset)?;

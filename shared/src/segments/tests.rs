@@ -24,7 +24,7 @@ fn record(i: u64) -> Record {
 
 async fn filled(root: &Path, n: u64) -> SegmentLog {
     let log = SegmentLog::open(root).unwrap();
-    log.create_log(7, &LogSpec { partitions: 2, retention_ms: None, max_bytes: None }).await.unwrap();
+    log.create_log(7, &LogSpec { partitions: 2, replication: 1, retention_ms: None, max_bytes: None }).await.unwrap();
     for i in 0..n {
         log.append(7, vec![(0, record(i))]).await.unwrap().remove(0).unwrap();
     }

@@ -22,7 +22,7 @@ pub fn settings(partitions: u32) -> QueueSettings {
 }
 
 pub fn spec(partitions: u32) -> LogSpec {
-    LogSpec { partitions, retention_ms: None, max_bytes: None }
+    LogSpec { partitions, replication: 1, retention_ms: None, max_bytes: None }
 }
 
 pub fn record(text: &str, at: Timestamp) -> Record {

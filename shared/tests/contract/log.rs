@@ -31,8 +31,14 @@ pub async fn a_log_is_created_with_its_partitions_and_grows(b: &Backends) {
     assert_eq!(parts.iter().map(|p| (p.partition, p.start_offset, p.end_offset)).collect::<Vec<_>>(), empty);
     append(b, &q, 2, record("x", T0)).await.unwrap();
     b.log.create_log(q.id, &spec(3)).await.unwrap();
-    assert_eq!(b.log.partitions(q.id).await.unwrap()[2].end_offset, 1, "creating again keeps what is there");
+    let parts = b.log.partitions(q.id).await.unwrap();
+    assert_eq!((parts[2].end_offset, parts[2].last_published_at), (1, Some(T0)), "creating again keeps what is there");
+    assert_eq!(parts[0].last_published_at, None);
     assert!(matches!(append(b, &q, 3, record("y", T0)).await, Err(StoreError::NotFound)), "no partition 3 yet");
+}
+
+pub async fn a_log_grows_by_partitions_and_never_shrinks(b: &Backends) {
+    let q = queue(b, "grown", 3).await;
     b.log.create_log(q.id, &spec(5)).await.unwrap();
     assert_eq!(append(b, &q, 4, record("y", T0)).await.unwrap(), 0);
     let parts = b.log.partitions(q.id).await.unwrap();

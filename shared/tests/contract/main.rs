@@ -5,6 +5,9 @@
 
 mod common;
 mod consumers;
+#[cfg(feature = "kafka")]
+#[path = "../../../tests/support/kafka.rs"]
+mod kafka;
 mod leases;
 mod log;
 mod meta;
@@ -23,20 +26,28 @@ macro_rules! contract {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    let (backends, _guard) = $make().await;
+                    let (backends, guard) = $make().await;
                     crate::$port::$scenario(&backends).await;
+                    // Clients go before what they use (a scratch database, a broker's topics).
+                    drop(backends);
+                    drop(guard);
                 }
             )*
         }
     };
 }
 
+/// Every scenario; a backend whose server lacks a feature may leave out the `$extra` ones.
 macro_rules! every_scenario {
     ($backend:ident, $make:path) => {
+        every_scenario!($backend, $make, [log::a_log_grows_by_partitions_and_never_shrinks,]);
+    };
+    ($backend:ident, $make:path, [$($extra:tt)*]) => {
         contract!(
             $backend,
             $make,
             [
+                $($extra)*
                 log::appended_records_read_back_with_dense_offsets,
                 log::a_log_is_created_with_its_partitions_and_grows,
                 log::an_append_to_a_deleted_log_is_refused,
@@ -103,3 +114,32 @@ async fn postgres() -> (Backends, pg::Scratch) {
 
 #[cfg(feature = "postgres")]
 every_scenario!(postgres, crate::postgres);
+
+/// The log on Kafka (a topic prefix of its own per scenario), every other port in SQLite.
+#[cfg(feature = "kafka")]
+async fn kafka_and_sqlite() -> (Backends, (kafka::Topics, tempfile::TempDir)) {
+    let (mut backends, dir) = embedded().await;
+    let topics = kafka::Topics::new();
+    let mut options = shared::kafka::KafkaOptions::new(&topics.brokers);
+    options.topic_prefix = topics.prefix.clone();
+    options.settings = topics.settings();
+    backends.log = std::sync::Arc::new(shared::kafka::KafkaLog::new(options, backends.meta.clone()).expect("clients"));
+    (backends, (topics, dir))
+}
+
+// Growth is left out of the list: it runs below when the broker can add partitions.
+#[cfg(feature = "kafka")]
+every_scenario!(kafka_and_sqlite, crate::kafka_and_sqlite, []);
+
+/// tansu 0.6 answers CreatePartitions with UnsupportedFeature; Apache Kafka adds them. On a
+/// broker that can, the growth scenario runs; on one that cannot, it must be the tests' tansu.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_partitions_grow_where_the_broker_can() {
+    let (b, _guard) = kafka_and_sqlite().await;
+    let q = common::queue(&b, "probe", 1).await;
+    match b.log.create_log(q.id, &common::spec(2)).await {
+        Ok(()) => log::a_log_grows_by_partitions_and_never_shrinks(&b).await,
+        Err(e) => assert!(e.to_string().contains("UnsupportedFeature") && kafka::on_own_broker(), "{e}"),
+    }
+}
