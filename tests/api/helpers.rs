@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 #[cfg(feature = "postgres")]
+#[path = "../support/infra.rs"]
+mod infra;
+#[cfg(feature = "postgres")]
 #[path = "../support/postgres.rs"]
 pub mod pg;
 

@@ -3,10 +3,12 @@
 //! the script starts and keeps while this process holds its input open. A prefix's topics are
 //! deleted with its guard; ones left by a test process that died are deleted by the next run.
 
+// `infra.rs` beside this file, declared by the including module.
+use super::infra;
+
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Child,
     sync::{
         Mutex, OnceLock,
         atomic::{AtomicU32, Ordering},
@@ -41,33 +43,18 @@ fn broker() -> &'static Broker {
     })
 }
 
-/// Runs `infra/kafka.sh --hold` (with a broker of its own when `own`); answers the script, the
-/// bootstrap servers and the broker's control script (empty for a broker that answered).
-fn hold(own: bool) -> (Child, String, String) {
-    let script = infra_script();
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .arg("--hold")
-        .envs(own.then_some(("MQ_INFRA_OWN", "1")))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", script.display()));
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut line = || {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("the script answers");
-        line.trim().to_owned()
-    };
-    let (brokers, ctl) = (line(), line());
-    assert!(brokers.contains(':'), "infra/kafka.sh gave no broker (it said {brokers:?})");
-    (child, brokers, ctl)
-}
-
 /// Whether the tests' broker is the tansu broker `infra/kafka.sh` started.
 #[allow(dead_code, reason = "not every suite sharing this file asks")]
 pub fn on_own_broker() -> bool {
     broker().own
+}
+
+/// Runs `infra/kafka.sh --hold`: the child, the bootstrap servers and the broker's control
+/// script (empty for a broker that answered).
+fn hold(own: bool) -> (Child, String, String) {
+    let (child, brokers, ctl) = infra::hold("kafka.sh", own);
+    assert!(brokers.contains(':'), "infra/kafka.sh gave no broker (it said {brokers:?})");
+    (child, brokers, ctl)
 }
 
 /// The topics of one test: every topic whose name starts with `prefix`, deleted on drop.
@@ -128,17 +115,6 @@ fn delete_topics(brokers: &str, own: bool, which: impl Fn(&str) -> bool + Send +
     })
     .join()
     .expect("the admin thread");
-}
-
-fn infra_script() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let script = dir.join("infra/kafka.sh");
-        if script.exists() {
-            return script;
-        }
-        assert!(dir.pop(), "infra/kafka.sh not found above {}", env!("CARGO_MANIFEST_DIR"));
-    }
 }
 
 /// On the tests' own tansu broker, the protocol of Kafka 3.0 (see docs/kafka.md).

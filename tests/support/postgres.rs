@@ -3,15 +3,25 @@
 //! one the script starts and keeps while this process holds its input open. A scratch database
 //! is dropped with its guard; ones left by a test process that died are dropped by the next run.
 
+// `infra.rs` beside this file, declared by the including module.
+use super::infra;
+
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{
         Mutex, OnceLock,
         atomic::{AtomicU32, Ordering},
     },
 };
+
+/// Runs `infra/postgres.sh --hold`: the child, the server's URL and its pg_ctl (empty for a
+/// server that answered).
+fn hold(own: bool) -> (Child, String, String) {
+    let (child, url, ctl) = infra::hold("postgres.sh", own);
+    assert!(url.starts_with("postgres://"), "infra/postgres.sh gave no server (it said {url:?})");
+    (child, url, ctl)
+}
 
 /// Prefix of every scratch database: `mq_t_<pid>_<n>`.
 const PREFIX: &str = "mq_t_";
@@ -30,29 +40,6 @@ fn server() -> &'static Server {
         drop_abandoned(&server.url);
         server
     })
-}
-
-/// Runs `infra/postgres.sh --hold` (with a server of its own when `own`); answers the script,
-/// the server's URL and its pg_ctl (empty for a server that answered).
-fn hold(own: bool) -> (Child, String, String) {
-    let script = infra_script();
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .arg("--hold")
-        .envs(own.then_some(("MQ_INFRA_OWN", "1")))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", script.display()));
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut line = || {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("the script answers");
-        line.trim().to_owned()
-    };
-    let (url, ctl) = (line(), line());
-    assert!(url.starts_with("postgres://"), "infra/postgres.sh gave no server (it said {url:?})");
-    (child, url, ctl)
 }
 
 /// A PostgreSQL server of one test's own, which the test may stop and start again; stopped
@@ -92,17 +79,6 @@ impl Drop for OwnServer {
         // The script stops the server and removes its directory once its input closes.
         drop(self.hold.stdin.take());
         let _ = self.hold.wait();
-    }
-}
-
-fn infra_script() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let script = dir.join("infra/postgres.sh");
-        if script.exists() {
-            return script;
-        }
-        assert!(dir.pop(), "infra/postgres.sh not found above {}", env!("CARGO_MANIFEST_DIR"));
     }
 }
 

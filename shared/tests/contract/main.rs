@@ -5,6 +5,9 @@
 
 mod common;
 mod consumers;
+#[cfg(any(feature = "kafka", feature = "postgres"))]
+#[path = "../../../tests/support/infra.rs"]
+mod infra;
 #[cfg(feature = "kafka")]
 #[path = "../../../tests/support/kafka.rs"]
 mod kafka;
