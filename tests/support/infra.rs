@@ -40,3 +40,9 @@ fn infra_script(name: &str) -> PathBuf {
         assert!(dir.pop(), "infra/{name} not found above {}", env!("CARGO_MANIFEST_DIR"));
     }
 }
+
+/// Whether the test process `pid` (named in a leftover's name) is gone.
+#[allow(dead_code, reason = "not every support asks")]
+pub fn gone(pid: &str) -> bool {
+    pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !PathBuf::from(format!("/proc/{pid}")).exists())
+}

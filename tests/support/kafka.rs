@@ -7,7 +7,6 @@
 use super::infra;
 
 use std::{
-    path::PathBuf,
     process::Child,
     sync::{
         Mutex, OnceLock,
@@ -86,7 +85,7 @@ impl Drop for Topics {
 /// Whether a test topic's process is gone.
 fn abandoned(topic: &str) -> bool {
     let Some(pid) = topic.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { return false };
-    pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !PathBuf::from(format!("/proc/{pid}")).exists())
+    infra::gone(pid)
 }
 
 /// Deletes the broker's topics that `which` picks, on a thread of its own (callable from

@@ -7,7 +7,6 @@
 use super::infra;
 
 use std::{
-    path::PathBuf,
     process::{Child, Command},
     sync::{
         Mutex, OnceLock,
@@ -115,7 +114,7 @@ fn admin(url: &str, sql: String) -> Vec<String> {
 fn drop_abandoned(url: &str) {
     for name in admin(url, format!("SELECT datname FROM pg_database WHERE datname LIKE '{PREFIX}%'")) {
         let pid = name.trim_start_matches(PREFIX).split('_').next().unwrap_or_default();
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+        if infra::gone(pid) {
             admin(url, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }

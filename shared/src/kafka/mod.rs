@@ -109,7 +109,7 @@ impl MessageLog for KafkaLog {
     async fn delete_log(&self, queue: QueueId) -> StoreResult<()> {
         let topic = self.topic(queue).await?;
         // Readers go first: none may still be fetching from the topic once it is gone.
-        self.readers.forget(&topic);
+        self.readers.drop_idle();
         admin::delete(&self.admin, &self.options, &topic).await
     }
 

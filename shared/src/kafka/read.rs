@@ -75,8 +75,8 @@ impl Readers {
             .map_err(|e| failed("cannot make a reader", &e))
     }
 
-    /// Drops idle readers (their prefetched records of a deleted topic go with them).
-    pub(super) fn forget(&self, _topic: &str) {
+    /// Drops the idle readers (their prefetched records of a deleted topic go with them).
+    pub(super) fn drop_idle(&self) {
         self.idle.lock().expect("readers").clear();
     }
 
@@ -107,7 +107,7 @@ impl Readers {
                         .map_err(|e| store_error("watermarks", &e))?;
                     let (start_offset, end_offset) = (low.max(0) as u64, high.max(0) as u64);
                     let last_published_at = if end_offset > start_offset {
-                        let last = read_from(reader, &topic, p, end_offset - 1, ReadLimit::ONE, timeout)?;
+                        let last = fetch(reader, &topic, p, end_offset - 1, ReadLimit::ONE, timeout)?;
                         last.first().map(|(_, record)| record.published_at)
                     } else {
                         None
@@ -174,7 +174,19 @@ fn read_from(
     if from as i64 >= high {
         return Ok(Vec::new());
     }
-    let from = from.max(low.max(0) as u64);
+    fetch(reader, topic, partition, from.max(low.max(0) as u64), limit, timeout)
+}
+
+/// Reads from `from`, an offset the partition holds: assigns it there and polls until the
+/// limit, the partition's end or the timeout.
+fn fetch(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: u32,
+    from: u64,
+    limit: ReadLimit,
+    timeout: Duration,
+) -> StoreResult<Vec<(u64, Record)>> {
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition as i32, Offset::Offset(from as i64))
