@@ -13,9 +13,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "kafka"))]
 #[path = "../support/infra.rs"]
 mod infra;
+#[cfg(feature = "kafka")]
+#[path = "../support/kafka.rs"]
+pub mod kafka;
 #[cfg(feature = "postgres")]
 #[path = "../support/postgres.rs"]
 pub mod pg;
@@ -77,6 +80,7 @@ impl TestServer {
             .env("JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .envs(store.iter().map(|url| ("MESSAGE_QUEUE_STORE", url)))
+            .envs(kafka_env(data_dir, env))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -218,6 +222,30 @@ fn store_url(data_dir: &Path) -> Option<String> {
     }
     #[cfg(not(feature = "postgres"))]
     None
+}
+
+/// On the Kafka suites, `KAFKA_BROKERS` and `KAFKA_TOPIC_PREFIX` of a server on `data_dir`: a
+/// topic prefix (and on tansu a broker) of its own per data directory, so a restarted server
+/// finds its topics; removed once the directory is gone. Nothing when the test names a broker.
+fn kafka_env(data_dir: &Path, env: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    if !crate::KAFKA || env.iter().any(|(name, _)| *name == "KAFKA_BROKERS") {
+        return Vec::new();
+    }
+    #[cfg(feature = "kafka")]
+    {
+        static TOPICS: Mutex<Vec<(std::path::PathBuf, kafka::Topics)>> = Mutex::new(Vec::new());
+        let mut topics = TOPICS.lock().unwrap_or_else(|p| p.into_inner());
+        topics.retain(|(dir, _)| dir.exists());
+        let found = topics.iter().position(|(dir, _)| dir == data_dir);
+        let at = found.unwrap_or_else(|| {
+            topics.push((data_dir.to_owned(), kafka::Topics::new()));
+            topics.len() - 1
+        });
+        let t = &topics[at].1;
+        vec![("KAFKA_BROKERS", t.brokers.clone()), ("KAFKA_TOPIC_PREFIX", t.prefix.clone())]
+    }
+    #[cfg(not(feature = "kafka"))]
+    Vec::new()
 }
 
 /// The `{message_id, receipt_handle}` items of a consume answer's messages, for a batch acknowledgement.

@@ -10,6 +10,9 @@ const LOG: &str = "files";
 /// Whether every test server keeps its state in PostgreSQL (`postgres.rs`).
 const POSTGRES: bool = false;
 
+/// Whether every test server keeps its message log on Kafka (`kafka.rs`).
+const KAFKA: bool = false;
+
 include!("suite.rs");
 
 mod embedded;

@@ -9,9 +9,13 @@ const LOG: &str = "files";
 /// Whether every test server keeps its state in PostgreSQL.
 const POSTGRES: bool = true;
 
+/// Whether every test server keeps its message log on Kafka (`kafka.rs`).
+const KAFKA: bool = false;
+
 include!("suite.rs");
 
 mod instances;
 
 mod faults;
+mod ledger;
 mod vacuum;

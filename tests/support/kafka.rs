@@ -2,6 +2,9 @@
 //! `infra/kafka.sh --hold`: the one that answers at `KAFKA_BROKERS` (or 127.0.0.1:9092), or one
 //! the script starts and keeps while this process holds its input open. A prefix's topics are
 //! deleted with its guard; ones left by a test process that died are deleted by the next run.
+//! Where the script runs its own broker (tansu), each guard gets a broker of its own, started
+//! in milliseconds and stopped with the guard: tests in one process then never meet each
+//! other's deleted topics (see docs/kafka.md).
 
 // `infra.rs` beside this file, declared by the including module.
 use super::infra;
@@ -15,7 +18,8 @@ use std::{
     time::Duration,
 };
 
-use rdkafka::{
+// Through `shared`, whose dependency it is, so the suites of either crate can use it.
+use shared::kafka::rdkafka::{
     ClientConfig,
     admin::{AdminClient, AdminOptions},
     client::DefaultClientContext,
@@ -37,7 +41,9 @@ fn broker() -> &'static Broker {
     static BROKER: OnceLock<Broker> = OnceLock::new();
     BROKER.get_or_init(|| {
         let (child, brokers, ctl) = hold(false);
-        delete_topics(&brokers, !ctl.is_empty(), abandoned);
+        if ctl.is_empty() {
+            delete_topics(&brokers, abandoned);
+        }
         Broker { brokers, own: !ctl.is_empty(), _hold: Mutex::new(child) }
     })
 }
@@ -56,29 +62,59 @@ fn hold(own: bool) -> (Child, String, String) {
     (child, brokers, ctl)
 }
 
-/// The topics of one test: every topic whose name starts with `prefix`, deleted on drop.
+/// The topics of one test: every topic whose name starts with `prefix`, deleted on drop (with
+/// the broker itself, when it is the guard's own).
 pub struct Topics {
     pub brokers: String,
     pub prefix: String,
+    /// The broker's control script (`kill`, `start`), when the broker is this guard's own.
+    ctl: Option<String>,
+    own: Option<Child>,
 }
 
 impl Topics {
-    /// librdkafka settings for the broker: on tansu, the protocol of Kafka 3.0 (see docs/kafka.md).
-    pub fn settings(&self) -> Vec<(String, String)> {
-        protocol_settings(broker().own)
-    }
-
     pub fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Self { brokers: broker().brokers.clone(), prefix: format!("{PREFIX}{}-{n}-", std::process::id()) }
+        let prefix = format!("{PREFIX}{}-{n}-", std::process::id());
+        if !broker().own {
+            return Self { brokers: broker().brokers.clone(), prefix, ctl: None, own: None };
+        }
+        Self::on_own_broker(prefix)
+    }
+
+    /// Topics on a tansu broker of their own whatever answers at `KAFKA_BROKERS`, which the
+    /// test may kill and start again through `ctl`.
+    #[allow(dead_code, reason = "the broker fault tests use it; other suites share this file")]
+    pub fn own() -> Self {
+        Self::on_own_broker(format!("{PREFIX}{}-own-", std::process::id()))
+    }
+
+    fn on_own_broker(prefix: String) -> Self {
+        let (child, brokers, ctl) = hold(true);
+        assert!(!ctl.is_empty(), "infra/kafka.sh started a broker of its own");
+        Self { brokers, prefix, ctl: Some(ctl), own: Some(child) }
+    }
+
+    /// Runs the own broker's control script: `kill` (SIGKILL) or `start` (same port, same storage).
+    #[allow(dead_code, reason = "the broker fault tests use it; other suites share this file")]
+    pub fn broker(&self, command: &str) {
+        let ctl = self.ctl.as_deref().expect("a broker of this guard's own");
+        let out = std::process::Command::new(ctl).arg(command).output().expect("the control script runs");
+        assert!(out.status.success(), "{ctl} {command}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
 impl Drop for Topics {
     fn drop(&mut self) {
+        if let Some(mut hold) = self.own.take() {
+            // The script stops the broker and removes its storage once its input closes.
+            drop(hold.stdin.take());
+            let _ = hold.wait();
+            return;
+        }
         let prefix = self.prefix.clone();
-        delete_topics(&self.brokers, broker().own, move |topic| topic.starts_with(&prefix));
+        delete_topics(&self.brokers, move |topic| topic.starts_with(&prefix));
     }
 }
 
@@ -90,15 +126,11 @@ fn abandoned(topic: &str) -> bool {
 
 /// Deletes the broker's topics that `which` picks, on a thread of its own (callable from
 /// anywhere, a runtime or a destructor).
-fn delete_topics(brokers: &str, own: bool, which: impl Fn(&str) -> bool + Send + 'static) {
+fn delete_topics(brokers: &str, which: impl Fn(&str) -> bool + Send + 'static) {
     let brokers = brokers.to_owned();
-    let settings = protocol_settings(own);
     std::thread::spawn(move || {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &brokers);
-        for (key, value) in settings {
-            config.set(key, value);
-        }
         let reader: BaseConsumer = config.create().expect("a client");
         // A broker that does not answer keeps its topics: a cleanup never fails a test.
         let Ok(metadata) = reader.fetch_metadata(None, Duration::from_secs(10)) else { return };
@@ -114,12 +146,4 @@ fn delete_topics(brokers: &str, own: bool, which: impl Fn(&str) -> bool + Send +
     })
     .join()
     .expect("the admin thread");
-}
-
-/// On the tests' own tansu broker, the protocol of Kafka 3.0 (see docs/kafka.md).
-fn protocol_settings(own: bool) -> Vec<(String, String)> {
-    if !own {
-        return Vec::new();
-    }
-    vec![("api.version.request".into(), "false".into()), ("broker.version.fallback".into(), "3.0.0".into())]
 }

@@ -11,6 +11,9 @@ mod admin;
 mod produce;
 mod read;
 
+/// The client library, for tests that reach the brokers beside the log.
+pub use rdkafka;
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -116,9 +119,9 @@ impl MessageLog for KafkaLog {
     async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<StoreResult<u64>>> {
         let topic = self.topic(queue).await?;
         let answered = produce::append(&self.producer, &self.options, &topic, records).await?;
-        // A broker may answer a produce to a deleted topic with an unnamed error (tansu does);
-        // Apache Kafka names it unknown. Both are a missing log when the topic is gone.
-        if answered.iter().any(|r| matches!(r, Err(StoreError::Failed(_))))
+        // A record refused (unknown topic, or an unnamed error) is a missing log when the
+        // topic is gone.
+        if answered.iter().any(|r| matches!(r, Err(StoreError::Failed(_) | StoreError::NotFound)))
             && matches!(self.readers.partition_count(&topic).await, Err(StoreError::NotFound))
         {
             return Err(StoreError::NotFound);
