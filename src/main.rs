@@ -107,8 +107,11 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (data_dir, limits, store) = (config.data_dir.clone(), config.limits, config.store.to_string());
     let (metrics_addr, pprof_addr) = (config.metrics_addr, config.pprof_addr);
-    let log_files = match (&config.store, config.log_place) {
-        (shared::config::StoreUrl::Sqlite(path), LogPlace::Files) => Some(LogPlace::files_beside(path)),
+    let log_place = match (&config.kafka, &config.store, config.log_place) {
+        (Some(kafka), _, _) => Some(format!("Kafka at {}", kafka.brokers)),
+        (None, shared::config::StoreUrl::Sqlite(path), LogPlace::Files) => {
+            Some(format!("segment files in {}", LogPlace::files_beside(path).display()))
+        }
         _ => None,
     };
     let app = App::from_config(config, &secret).await.map_err(|e| e.to_string())?;
@@ -128,8 +131,8 @@ async fn run(config: Config, secret: String, generated: bool) -> Result<(), Stri
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("message-queue {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     println!("store: {store}");
-    if let Some(log) = log_files {
-        println!("message log: segment files in {}", log.display());
+    if let Some(log) = log_place {
+        println!("message log: {log}");
     }
     if generated {
         print_walkthrough(&secret, &app, &data_dir, local);

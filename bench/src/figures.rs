@@ -39,6 +39,25 @@ impl Figures {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(String, Figure)> {
         self.0.iter()
     }
+
+    /// A Markdown table of every figure, with the throughputs `compared` picks as a ratio to
+    /// the baseline at the same count of connections (or consumers).
+    pub(crate) fn print_with_ratios(&self, rounds: usize, secs: u64, compared: impl Fn(&str) -> bool) {
+        println!("{rounds} rounds, closed loops of {secs} s; medians and spread");
+        println!("| scenario | median | spread | ratio to baseline |");
+        println!("|---|---:|---:|---:|");
+        for (name, f) in self.iter() {
+            let conns = name
+                .split(", ")
+                .find_map(|p| p.strip_suffix(" connections").or_else(|| p.strip_suffix(" consumers")))
+                .and_then(|n| n.rsplit(' ').next());
+            let throughput = compared(name) && !name.ends_with(" ms") && !name.contains("error");
+            let reference =
+                conns.filter(|_| throughput).and_then(|c| self.median(&format!("baseline, {c} connections")));
+            let ratio = reference.filter(|b| *b > 0.0).map_or(String::new(), |b| format!("{:.2}x", f.median() / b));
+            println!("| {name} | {} | {} | {ratio} |", figure(f.median()), f.spread());
+        }
+    }
 }
 
 /// Small figures (milliseconds, megabytes) with two decimals, rates as whole numbers.

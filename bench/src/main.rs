@@ -16,12 +16,16 @@
 //!                             embedded against PostgreSQL, one and two instances (under infra/postgres.sh)
 //! mq-bench soak [--minutes M] [--rate R] [--window S]
 //!                             steady publish-consume-ack on PostgreSQL, an idle transaction in the middle
+//! mq-bench kafka [--rounds N] [--secs S] [--rate R] [--open-loop-secs S]
+//!                             the log on Kafka beside rdkafka straight (feature `kafka`, under infra/kafka.sh)
 //! mq-bench baseline-server    the baseline: a fixed JSON answer (started by `bench`)
 //! ```
 
 mod baseline;
 mod fault;
 mod figures;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod load;
 #[cfg(feature = "peers")]
 mod peers;
@@ -61,9 +65,11 @@ fn main() -> ExitCode {
         Some("push") => runtime.block_on(push::run(push::Plan::parse(&args))),
         Some("stores") => runtime.block_on(stores::run(stores::Plan::parse(&args))),
         Some("soak") => runtime.block_on(soak::run(soak::Plan::parse(&args))),
+        #[cfg(feature = "kafka")]
+        Some("kafka") => runtime.block_on(kafka::run(kafka::Plan::parse(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
-            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS [--max N] [--batch] [--partitions N] | lookup N SECS | push [--ordered] ... | stores ... | soak ... | fault-check \
+            "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS [--max N] [--batch] [--partitions N] | lookup N SECS | push [--ordered] ... | stores ... | soak ... | kafka ... | fault-check \
              | baseline-server"
                 .into(),
         ),

@@ -318,7 +318,7 @@ fn report(label: &str, stats: &mut Stats, server: &Server, before: &Usage) {
     );
 }
 
-fn kilobyte() -> String {
+pub(crate) fn kilobyte() -> String {
     "x".repeat(1000)
 }
 

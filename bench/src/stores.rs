@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::{
-    figures::{Figures, figure},
+    figures::Figures,
     load::{Stats, Step, check, closed_loop, open_loop},
     pg::Scratch,
     scenarios::{baseline_step, batch_step, consume_ack_step, create_topic, prefill, publish_step},
@@ -152,18 +152,5 @@ fn open_loop_label(plan: &Plan) -> String {
 
 /// A Markdown table; throughput as a ratio to the baseline at the same connection count.
 fn print(figures: &Figures, plan: &Plan) {
-    println!("{} rounds, closed loops of {} s; medians and spread", plan.rounds, plan.duration.as_secs());
-    println!("| scenario | median | spread | ratio to baseline |");
-    println!("|---|---:|---:|---:|");
-    for (name, f) in figures.iter() {
-        let conns = name
-            .split(", ")
-            .find_map(|p| p.strip_suffix(" connections").or_else(|| p.strip_suffix(" consumers")))
-            .and_then(|n| n.rsplit(' ').next());
-        let throughput = !name.starts_with("baseline") && !name.ends_with(" ms") && !name.contains("error");
-        let reference =
-            conns.filter(|_| throughput).and_then(|c| figures.median(&format!("baseline, {c} connections")));
-        let ratio = reference.filter(|b| *b > 0.0).map_or(String::new(), |b| format!("{:.2}x", f.median() / b));
-        println!("| {name} | {} | {} | {ratio} |", figure(f.median()), f.spread());
-    }
+    figures.print_with_ratios(plan.rounds, plan.duration.as_secs(), |name| !name.starts_with("baseline"));
 }

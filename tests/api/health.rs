@@ -7,6 +7,7 @@ use super::helpers::*;
 
 /// The message log's type as health shows it, for the log this suite runs on.
 const LOG_KIND: &str = match (crate::POSTGRES, crate::LOG.as_bytes()) {
+    _ if crate::KAFKA => "kafka",
     (true, _) => "postgres",
     (false, b"store") => "sqlite",
     _ => "segment-files",

@@ -66,6 +66,8 @@ impl TestServer {
     }
 
     fn spawn(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
+        // Made here, not by the server: a directory's database and topics live while it exists.
+        std::fs::create_dir_all(data_dir).expect("the data directory");
         let store = env
             .iter()
             .find(|(name, _)| *name == "MESSAGE_QUEUE_STORE")
@@ -246,6 +248,15 @@ fn kafka_env(data_dir: &Path, env: &[(&str, &str)]) -> Vec<(&'static str, String
     }
     #[cfg(not(feature = "kafka"))]
     Vec::new()
+}
+
+/// Whether the servers' message log is on the tests' own tansu broker, which cannot add
+/// partitions to a topic nor trim one (docs/kafka.md).
+pub fn log_on_tansu() -> bool {
+    #[cfg(feature = "kafka")]
+    return crate::KAFKA && kafka::on_own_broker();
+    #[cfg(not(feature = "kafka"))]
+    false
 }
 
 /// The `{message_id, receipt_handle}` items of a consume answer's messages, for a batch acknowledgement.

@@ -24,7 +24,10 @@ fn env(topics: &Topics) -> Vec<(&str, &str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_killed_mid_run_answers_clean_503s_and_loses_nothing() {
     let topics = Arc::new(Topics::own());
-    let server = TestServer::start_with(&env(&topics)).await;
+    // tansu's storage panics on an idempotent produce after its restart and answers nothing
+    // more (docs/kafka.md): on tansu the producer runs without idempotence, as the settings allow.
+    let settings = [("KAFKA_SETTINGS", "enable.idempotence=false")];
+    let server = TestServer::start_with(&[&env(&topics)[..], &settings].concat()).await;
     let run = run_with_fault(server, false, |run| {
         let topics = topics.clone();
         async move {

@@ -99,7 +99,11 @@ async fn acknowledgements_naming_the_wrong_message_or_group_are_refused() {
     let server = TestServer::start().await;
     let [id, other] = <[String; 2]>::try_from(publish_n(&server, "orders", 2).await).unwrap();
     let gone = server.publish("gone", json!({"n": 1})).await;
-    server.call(reqwest::Method::DELETE, "/message-queue/queues/gone", None).await;
+    // tansu deletes every topic with one (docs/kafka.md): there the case is left out.
+    let deleting = !log_on_tansu();
+    if deleting {
+        server.call(reqwest::Method::DELETE, "/message-queue/queues/gone", None).await;
+    }
     consume(&server, "orders", "g", "c", json!({})).await;
     let other_receipt = json!({"receipt_handle": format!("{other}.1")});
     // (case, message id, topic, group, extra fields, status, code)
@@ -112,6 +116,9 @@ async fn acknowledgements_naming_the_wrong_message_or_group_are_refused() {
         ("a forged receipt", &id, "orders", "g", json!({"receipt_handle": "abc"}), 400, "invalid_request"),
     ];
     for (case, message_id, topic, group, extra, want_status, want_code) in cases {
+        if case == "a deleted queue's id" && !deleting {
+            continue;
+        }
         let (status, answer) = ack(&server, topic, group, message_id, extra).await;
         assert_eq!((status.as_u16(), answer["error"].as_str()), (want_status, Some(want_code)), "{case}: {answer}");
         assert_error(status, &answer, want_status, want_code);

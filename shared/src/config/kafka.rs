@@ -16,7 +16,9 @@ impl std::fmt::Debug for KafkaConfig {
         let shown: Vec<(&str, &str)> = self
             .settings
             .iter()
-            .map(|(k, v)| (k.as_str(), if k == "sasl.password" { "<hidden>" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (k.as_str(), if k.contains("password") || k.contains("secret") { "<hidden>" } else { v.as_str() })
+            })
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -40,7 +42,32 @@ impl KafkaConfig {
         ]
         .into_iter()
         .filter_map(|(variable, setting)| get(variable).map(|value| (setting.to_owned(), value)))
+        .chain(get("KAFKA_SETTINGS").iter().flat_map(|list| list_settings(list)))
         .collect();
         Some(Self { brokers, topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(), settings, timeout_ms })
+    }
+}
+
+/// `key=value,key=value` (`KAFKA_SETTINGS`); an item without `=` is left out.
+fn list_settings(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .filter_map(|item| item.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn further_settings_follow_the_named_ones() {
+        let vars = [("KAFKA_BROKERS", "b:9092"), ("KAFKA_SASL_PASSWORD", "p"), ("KAFKA_SETTINGS", "a=1, b = 2,junk,")];
+        let get = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned());
+        let config = KafkaConfig::from_lookup(get, 10).unwrap();
+        let want = [("sasl.password", "p"), ("a", "1"), ("b", "2")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(config.settings, want);
+        assert!(!format!("{config:?}").contains("\"p\""), "{config:?}");
     }
 }

@@ -52,6 +52,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("KAFKA_SASL_PASSWORD", "unset", "SASL password"),
     ("KAFKA_SSL_CA_LOCATION", "system", "file of CA certificates that sign the brokers' certificates"),
     ("KAFKA_TIMEOUT", "10s", "how long one call to the brokers may take before it is answered 503"),
+    (
+        "KAFKA_SETTINGS",
+        "none",
+        "further librdkafka settings for every client, key=value,...; they override the service's own",
+    ),
     ("MESSAGE_QUEUE_MAX_SIZE", "1048576", "largest message content, in bytes"),
     ("MESSAGE_QUEUE_TTL", "24h", "TTL of a message whose request and queue set none"),
     ("MESSAGE_QUEUE_RETENTION", "168h", "how long records are kept when a topic sets no retention"),

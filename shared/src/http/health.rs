@@ -71,7 +71,8 @@ async fn message_queue(State(state): State<AppState>) -> Response {
             "type": h.log.info().map(|b| b.kind),
             "version": h.log.info().map(|b| b.version.clone()),
             "memory_usage": resident_memory().map(format_bytes),
-            "disk_usage": h.log.info().and_then(|b| b.disk_bytes).map(format_bytes),
+            // A log that cannot say (Kafka: librdkafka has no DescribeLogDirs) answers "unknown".
+            "disk_usage": h.log.info().map(|b| b.disk_bytes.map_or_else(|| "unknown".to_owned(), format_bytes)),
             "latency": format_duration_ms(h.log.latency.as_secs_f64() * 1000.0),
             "error": h.log.error(),
         },

@@ -41,23 +41,53 @@ pub(super) async fn create(
     match answers.into_iter().next() {
         Some(Ok(_)) => Ok(()),
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
-            let have = readers.partition_count(topic).await?;
+            let have = match readers.partition_count(topic).await {
+                // Kafka deletes topics in the background: the name is taken until it is done.
+                Err(StoreError::NotFound) => return Err(being_deleted(topic)),
+                other => other?,
+            };
             if have >= spec.partitions {
                 return Ok(());
             }
             let grow = NewPartitions::new(topic, spec.partitions as usize);
-            let answers = admin
-                .create_partitions([&grow], &options(o))
-                .await
-                .map_err(|e| store_error("adding partitions", &e))?;
+            let answers = admin.create_partitions([&grow], &options(o)).await.map_err(|e| {
+                match store_error("adding partitions", &e) {
+                    StoreError::Failed(reason) => refused(topic, &reason),
+                    other => other,
+                }
+            })?;
             match answers.into_iter().next() {
-                Some(Err((_, code))) => Err(StoreError::Failed(format!("adding partitions to {topic}: {code}"))),
+                Some(Err((_, code))) if passing(code) => Err(StoreError::Unavailable {
+                    reason: format!("adding partitions to {topic}: {code}"),
+                    retry_after: Some(std::time::Duration::from_secs(1)),
+                }),
+                Some(Err((_, code))) => Err(refused(topic, &code.to_string())),
                 _ => Ok(()),
             }
         }
         Some(Err((_, code))) => Err(StoreError::Failed(format!("creating topic {topic}: {code}"))),
         None => Err(StoreError::Failed(format!("creating topic {topic}: no answer"))),
     }
+}
+
+/// A topic whose deletion the brokers have not finished.
+fn being_deleted(topic: &str) -> StoreError {
+    StoreError::Unavailable {
+        reason: format!("topic {topic} is still being deleted"),
+        retry_after: Some(std::time::Duration::from_secs(1)),
+    }
+}
+
+/// The brokers refuse to add partitions (a policy, or a broker that cannot): the request
+/// cannot be met as asked.
+fn refused(topic: &str, why: &str) -> StoreError {
+    StoreError::Conflict(format!("the brokers do not add partitions to {topic}: {why}"))
+}
+
+/// Whether an admin answer may pass by itself.
+fn passing(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(code, C::RequestTimedOut | C::OperationTimedOut | C::NotController | C::BrokerNotAvailable)
 }
 
 /// Deletes the topic; one already gone is not an error.

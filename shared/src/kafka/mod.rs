@@ -16,7 +16,7 @@ pub use rdkafka;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -52,10 +52,14 @@ impl KafkaOptions {
         }
     }
 
-    /// The client settings every client of this log shares.
-    fn client(&self) -> ClientConfig {
+    /// A client's settings: the brokers, `defaults` (the service's choices for that client),
+    /// then the configured settings, which override them.
+    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers).set("client.id", "message-queue");
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.settings {
             config.set(key, value);
         }
@@ -66,7 +70,8 @@ impl KafkaOptions {
 /// The message log on Kafka.
 pub struct KafkaLog {
     options: KafkaOptions,
-    producer: FutureProducer,
+    /// Replaced when its idempotence state goes stale (see [`produce::stale`]).
+    producer: RwLock<Arc<FutureProducer>>,
     admin: AdminClient<DefaultClientContext>,
     readers: read::Readers,
     /// Where queues' names come from.
@@ -84,8 +89,8 @@ impl std::fmt::Debug for KafkaLog {
 impl KafkaLog {
     /// Clients for the brokers (connections are made on first use); queue names from `meta`.
     pub fn new(options: KafkaOptions, meta: Arc<dyn MetadataStore>) -> StoreResult<Self> {
-        let producer = produce::producer(&options)?;
-        let admin = options.client().create().map_err(|e| failed("cannot make the admin client", &e))?;
+        let producer = RwLock::new(Arc::new(produce::producer(&options)?));
+        let admin = options.client(&[]).create().map_err(|e| failed("cannot make the admin client", &e))?;
         let readers = read::Readers::new(&options);
         Ok(Self { options, producer, admin, readers, meta, topics: Mutex::new(HashMap::new()) })
     }
@@ -99,6 +104,20 @@ impl KafkaLog {
         let topic: Arc<str> = format!("{}{}", self.options.topic_prefix, found.name.as_str()).into();
         self.topics.lock().expect("topics").insert(queue, topic.clone());
         Ok(topic)
+    }
+
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer.read().expect("producer").clone()
+    }
+
+    /// A new producer in place of `stale`, unless another call replaced it already.
+    fn renew_producer(&self, stale: &Arc<FutureProducer>) -> StoreResult<Arc<FutureProducer>> {
+        let mut current = self.producer.write().expect("producer");
+        if Arc::ptr_eq(&current, stale) {
+            tracing::warn!("the Kafka producer's idempotence state went stale; sending through a new producer");
+            *current = Arc::new(produce::producer(&self.options)?);
+        }
+        Ok(current.clone())
     }
 }
 
@@ -118,11 +137,24 @@ impl MessageLog for KafkaLog {
 
     async fn append(&self, queue: QueueId, records: Vec<(u32, Record)>) -> StoreResult<Vec<StoreResult<u64>>> {
         let topic = self.topic(queue).await?;
-        let answered = produce::append(&self.producer, &self.options, &topic, records).await?;
-        // A record refused (unknown topic, or an unnamed error) is a missing log when the
-        // topic is gone.
-        if answered.iter().any(|r| matches!(r, Err(StoreError::Failed(_) | StoreError::NotFound)))
-            && matches!(self.readers.partition_count(&topic).await, Err(StoreError::NotFound))
+        let producer = self.producer();
+        let mut sent = produce::send(&producer, &self.options, &topic, &records).await;
+        // Records refused for a stale producer were not written: a new producer sends them once more.
+        let again: Vec<usize> = (0..sent.len()).filter(|&i| sent[i].as_ref().is_err_and(produce::stale)).collect();
+        if !again.is_empty() {
+            let fresh = self.renew_producer(&producer)?;
+            let resend: Vec<(u32, Record)> = again.iter().map(|&i| records[i].clone()).collect();
+            for (i, answer) in again.into_iter().zip(produce::send(&fresh, &self.options, &topic, &resend).await) {
+                sent[i] = answer;
+            }
+        }
+        let answered: Vec<StoreResult<u64>> =
+            sent.into_iter().map(|r| r.map_err(|e| store_error("appending", &e))).collect();
+        // A record refused (unknown topic, or an unnamed error) is a missing log, refusing the
+        // whole call as the port says, when the topic is gone.
+        if answered.iter().any(|r| matches!(r, Err(StoreError::NotFound)))
+            || answered.iter().any(|r| matches!(r, Err(StoreError::Failed(_))))
+                && matches!(self.readers.partition_count(&topic).await, Err(StoreError::NotFound))
         {
             return Err(StoreError::NotFound);
         }
@@ -177,7 +209,9 @@ fn store_error(what: &str, e: &rdkafka::error::KafkaError) -> StoreError {
             | C::CoordinatorNotAvailable
             | C::NotCoordinator
             | C::Resolve
-            | C::ThrottlingQuotaExceeded,
+            | C::ThrottlingQuotaExceeded
+            // The broker's own unexpected error (UNKNOWN_SERVER_ERROR): the broker failed, not the request.
+            | C::Unknown,
         ) => StoreError::Unavailable { reason: format!("{what}: {e}"), retry_after: Some(Duration::from_secs(1)) },
         _ if matches!(e, K::Canceled) => StoreError::unavailable(format!("{what}: {e}")),
         _ => failed(what, e),

@@ -5,11 +5,12 @@
 
 use futures_util::future::join_all;
 use rdkafka::{
+    error::KafkaError,
     message::{Header, Headers, Message, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
 
-use super::{KafkaOptions, failed, store_error};
+use super::{KafkaOptions, failed};
 use crate::{
     domain::Timestamp,
     ports::{Content, Record, StoreResult},
@@ -26,24 +27,28 @@ const JSON: &str = "application/json";
 const TEXT: &str = "text/plain";
 
 pub(super) fn producer(options: &KafkaOptions) -> StoreResult<FutureProducer> {
+    let timeout = options.timeout.as_millis().to_string();
     options
-        .client()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "2")
-        .set("queue.buffering.max.kbytes", "16384")
-        .set("message.timeout.ms", options.timeout.as_millis().to_string())
+        .client(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("compression.type", "lz4"),
+            ("linger.ms", "2"),
+            ("queue.buffering.max.kbytes", "16384"),
+            ("message.timeout.ms", &timeout),
+        ])
         .create()
         .map_err(|e| failed("cannot make the producer", &e))
 }
 
-pub(super) async fn append(
+/// Sends each record to its partition; answers each one's offset (from the broker's delivery
+/// report) or the client's error.
+pub(super) async fn send(
     producer: &FutureProducer,
     options: &KafkaOptions,
     topic: &str,
-    records: Vec<(u32, Record)>,
-) -> StoreResult<Vec<StoreResult<u64>>> {
+    records: &[(u32, Record)],
+) -> Vec<Result<u64, KafkaError>> {
     let sends = records.iter().map(|(partition, record)| {
         let headers = headers(record);
         let mut out = FutureRecord::to(topic)
@@ -56,16 +61,18 @@ pub(super) async fn append(
         }
         producer.send(out, options.timeout)
     });
-    let results = join_all(sends).await;
-    let answered: Vec<StoreResult<u64>> = results
-        .into_iter()
-        .map(|r| r.map(|d| d.offset as u64).map_err(|(e, _)| store_error("appending", &e)))
-        .collect();
-    // A missing topic refuses the whole call, as the port says.
-    if answered.iter().any(|r| matches!(r, Err(crate::error::StoreError::NotFound))) {
-        return Err(crate::error::StoreError::NotFound);
-    }
-    Ok(answered)
+    join_all(sends).await.into_iter().map(|r| r.map(|d| d.offset as u64).map_err(|(e, _)| e)).collect()
+}
+
+/// Whether the producer's idempotence state no longer matches the broker's, so that only a new
+/// producer (a new producer id) can send: a topic deleted and made again under its name still
+/// has this producer's old sequence numbers here, and none there; or the producer failed fatally.
+pub(super) fn stale(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::OutOfOrderSequenceNumber | C::UnknownProducerId | C::InvalidProducerEpoch | C::Fatal)
+    )
 }
 
 fn headers(record: &Record) -> OwnedHeaders {

@@ -59,18 +59,19 @@ impl Readers {
 
     fn reader(&self) -> StoreResult<BaseConsumer> {
         self.options
-            .client()
             // librdkafka assigns partitions only to a consumer with a group; it never joins
             // or commits to it here.
-            .set("group.id", "message-queue-readers")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .set("fetch.max.bytes", "4194304")
-            .set("max.partition.fetch.bytes", "1048576")
-            .set("queued.max.messages.kbytes", "4096")
+            .client(&[
+                ("group.id", "message-queue-readers"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "true"),
+                ("auto.offset.reset", "earliest"),
+                ("fetch.wait.max.ms", "10"),
+                ("fetch.max.bytes", "4194304"),
+                ("max.partition.fetch.bytes", "1048576"),
+                ("queued.max.messages.kbytes", "4096"),
+            ])
             .create()
             .map_err(|e| failed("cannot make a reader", &e))
     }
@@ -195,11 +196,15 @@ fn fetch(
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut bytes = 0u64;
+    // An error that may pass (a connection lost and being made again) is noted and polling goes
+    // on: librdkafka reconnects by itself, and the read fails only at the deadline.
+    let mut passing: Option<String> = None;
     let result = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
+            let last = passing.as_deref().map(|e| format!(" (last: {e})")).unwrap_or_default();
             break Err(StoreError::Unavailable {
-                reason: format!("reading {topic}[{partition}] took over {timeout:?}"),
+                reason: format!("reading {topic}[{partition}] took over {timeout:?}{last}"),
                 retry_after: Some(Duration::from_secs(1)),
             });
         }
@@ -207,7 +212,10 @@ fn fetch(
             None => continue,
             Some(Err(KafkaError::PartitionEOF(p))) if p == partition as i32 => break Ok(()),
             Some(Err(KafkaError::PartitionEOF(_))) => continue,
-            Some(Err(e)) => break Err(store_error("reading", &e)),
+            Some(Err(e)) => match store_error("reading", &e) {
+                StoreError::Unavailable { reason, .. } => passing = Some(reason),
+                other => break Err(other),
+            },
             Some(Ok(m)) => {
                 if m.partition() != partition as i32 || m.offset() < from as i64 {
                     continue;
