@@ -17,28 +17,13 @@ use crate::{
     load::{Stats, Step, check, closed_loop, closed_loop_on, open_loop, open_loop_on},
     scenarios::{baseline_step, batch_step, consume_ack_step, create_topic, kilobyte, prefill, publish_step},
     server::{Server, mb},
+    stores::Plan,
 };
 
-/// Settings of one run.
-pub(crate) struct Plan {
-    rounds: usize,
-    duration: Duration,
-    open_loop_rate: u64,
-    open_loop_secs: u64,
-}
-
-impl Plan {
-    /// `--rounds N` (3), `--secs S` per closed loop (3), `--rate R` of the open loops (5000),
-    /// `--open-loop-secs S` (10).
-    pub(crate) fn parse(args: &[String]) -> Self {
-        let value = |name: &str, default: u64| crate::flag(args, name, default);
-        Self {
-            rounds: value("--rounds", 3) as usize,
-            duration: Duration::from_secs(value("--secs", 3)),
-            open_loop_rate: value("--rate", 5_000),
-            open_loop_secs: value("--open-loop-secs", 10),
-        }
-    }
+/// `--rounds N` (3), `--secs S` per closed loop (3), `--rate R` of the open loops (5000),
+/// `--open-loop-secs S` (10).
+pub(crate) fn plan(args: &[String]) -> Plan {
+    Plan::parse_with(args, 3, 5_000, 10)
 }
 
 /// The producer settings the service uses (`shared::kafka`), for the direct figures.

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         Some("stores") => runtime.block_on(stores::run(stores::Plan::parse(&args))),
         Some("soak") => runtime.block_on(soak::run(soak::Plan::parse(&args))),
         #[cfg(feature = "kafka")]
-        Some("kafka") => runtime.block_on(kafka::run(kafka::Plan::parse(&args))),
+        Some("kafka") => runtime.block_on(kafka::run(kafka::plan(&args))),
         Some("open-loop") => runtime.block_on(scenarios::open_loop_alone(number(1, 10_000), number(2, 10))),
         _ => Err(
             "usage: mq-bench bench|peers [--quick] [--rounds N] | open-loop RATE SECS | publish CONNS SECS | consume SECS [--max N] [--batch] [--partitions N] | lookup N SECS | push [--ordered] ... | stores ... | soak ... | kafka ... | fault-check \

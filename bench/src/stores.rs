@@ -25,23 +25,29 @@ async fn warmed_loop(workers: usize, duration: Duration, step: Step) -> Stats {
     closed_loop(workers, duration, step).await
 }
 
-/// Settings of one run.
+/// Settings of one run (this harness's and `kafka.rs`'s).
 pub(crate) struct Plan {
-    rounds: usize,
-    duration: Duration,
-    open_loop_rate: u64,
-    open_loop_secs: u64,
+    pub(crate) rounds: usize,
+    pub(crate) duration: Duration,
+    pub(crate) open_loop_rate: u64,
+    pub(crate) open_loop_secs: u64,
 }
 
 impl Plan {
-    /// `--rounds N` (3), `--secs S` per closed loop (5), `--open-loop-secs S` (20).
+    /// `--rounds N` (3), `--secs S` per closed loop (5), `--rate R` of the open loop (2000),
+    /// `--open-loop-secs S` (20).
     pub(crate) fn parse(args: &[String]) -> Self {
+        Self::parse_with(args, 5, 2_000, 20)
+    }
+
+    /// As [`Self::parse`], with other defaults for `--secs`, `--rate` and `--open-loop-secs`.
+    pub(crate) fn parse_with(args: &[String], secs: u64, rate: u64, open_loop_secs: u64) -> Self {
         let value = |name: &str, default: u64| crate::flag(args, name, default);
         Self {
             rounds: value("--rounds", 3) as usize,
-            duration: Duration::from_secs(value("--secs", 5)),
-            open_loop_rate: 2_000,
-            open_loop_secs: value("--open-loop-secs", 20),
+            duration: Duration::from_secs(value("--secs", secs)),
+            open_loop_rate: value("--rate", rate),
+            open_loop_secs: value("--open-loop-secs", open_loop_secs),
         }
     }
 }
