@@ -6,10 +6,17 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
-use shared::kafka::rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-    producer::{FutureProducer, FutureRecord},
+use shared::{
+    domain::Timestamp,
+    kafka::{
+        headers,
+        rdkafka::{
+            ClientConfig, Offset, TopicPartitionList,
+            consumer::{BaseConsumer, Consumer},
+            producer::{FutureProducer, FutureRecord},
+        },
+    },
+    ports::{Content, Record},
 };
 
 use crate::{
@@ -40,14 +47,36 @@ fn producer(brokers: &str) -> Result<Arc<FutureProducer>, String> {
         .map_err(|e| format!("a producer: {e}"))
 }
 
+/// A record as the service writes a published 1 KB message: its content, and its fields in the
+/// service's own headers (`shared::kafka::headers`), so both sides send the same bytes.
+fn record() -> Record {
+    Record {
+        key: None,
+        routing_key: None,
+        content: Content::Json(serde_json::json!({"data": kilobyte()}).to_string()),
+        headers: serde_json::Map::new(),
+        priority: None,
+        ttl_ms: 86_400_000,
+        persistent: true,
+        published_at: Timestamp::now(),
+    }
+}
+
 /// Sends `n` 1 KB records to `topic` and waits for every delivery report.
 fn produce_step(topic: &str, n: usize) -> Step<Arc<FutureProducer>> {
-    let (topic, payload) = (topic.to_owned(), kilobyte());
+    let topic = topic.to_owned();
     Arc::new(move |producer: Arc<FutureProducer>| {
-        let (topic, payload) = (topic.clone(), payload.clone());
+        let topic = topic.clone();
         Box::pin(async move {
-            let sends = (0..n)
-                .map(|_| producer.send(FutureRecord::<(), _>::to(&topic).payload(&payload), Duration::from_secs(10)));
+            let record = record();
+            let payload = record.content.as_text();
+            let sends = (0..n).map(|_| {
+                let out = FutureRecord::<(), _>::to(&topic)
+                    .payload(payload)
+                    .headers(headers(&record))
+                    .timestamp(record.published_at.0);
+                producer.send(out, Duration::from_secs(10))
+            });
             for answer in join_all(sends).await {
                 answer.map_err(|(e, _)| e.to_string())?;
             }
@@ -74,13 +103,28 @@ pub(crate) async fn run(plan: Plan) -> Result<(), String> {
         let server = Server::service_with(dir.path(), &env)?;
         eprintln!("the service");
         through_the_service(&plan, &server.base, &mut figures).await?;
-        figures.put("the service: resident memory after the runs, MB".into(), mb(server.rss()));
         eprintln!("rdkafka");
         // The direct figures write to topics the service made, so both run on the same kind of topic.
         for topic in ["direct.publish", "direct.batch", "direct.open"] {
             create_topic(&server.base, topic, 1).await?;
         }
-        direct(&plan, &brokers, &prefix, &mut figures).await?;
+        let producer = producer(&brokers)?;
+        direct(&plan, &producer, &brokers, &prefix, &mut figures).await?;
+        // The open loops last and side by side, first one then the other by round: the broker's
+        // latency drifts as its storage grows.
+        eprintln!("open loops");
+        let duration = Duration::from_secs(plan.open_loop_secs);
+        for service_first in [round % 2 == 1, round % 2 == 0] {
+            if service_first {
+                let stats = open_loop(plan.open_loop_rate, duration, publish_step(&server.base, "bench.open")).await;
+                put_open_loop(&plan, "service", stats, &mut figures);
+            } else {
+                let step = produce_step(&format!("{prefix}direct.open"), 1);
+                let stats = open_loop_on(plan.open_loop_rate, duration, producer.clone(), step).await;
+                put_open_loop(&plan, "rdkafka", stats, &mut figures);
+            }
+        }
+        figures.put("the service: resident memory after the runs, MB".into(), mb(server.rss()));
         drop(server);
     }
     print(&figures, &plan);
@@ -113,38 +157,33 @@ async fn through_the_service(plan: &Plan, base: &str, figures: &mut Figures) -> 
     figures.put("service: consume+ack, max_messages 100, batch acknowledge, 4 consumers, msg/s".into(), {
         stats.messages_per_sec()
     });
-    let stats =
-        open_loop(plan.open_loop_rate, Duration::from_secs(plan.open_loop_secs), publish_step(base, "bench.open"))
-            .await;
-    put_open_loop(plan, "service", stats, figures);
     Ok(())
 }
 
 /// The same loads straight through rdkafka: single records awaited one at a time per worker,
-/// batches of 100, the open loop, and a read of the service's prefilled topic.
-async fn direct(plan: &Plan, brokers: &str, prefix: &str, figures: &mut Figures) -> Result<(), String> {
-    let producer = producer(brokers)?;
-    {
-        for conns in [1, 64] {
-            let step = produce_step(&format!("{prefix}direct.publish"), 1);
-            let mut stats = closed_loop_on(conns, plan.duration, |_| producer.clone(), step).await;
-            check(&stats, "direct produce")?;
-            figures.put(format!("rdkafka: produce 1 KB, {conns} at once"), stats.steps_per_sec());
-            figures.put(format!("rdkafka: produce 1 KB, {conns} at once, p99 ms"), stats.latency_ms(0.99));
-        }
-        let step = produce_step(&format!("{prefix}direct.batch"), 100);
-        let stats = closed_loop_on(16, plan.duration, |_| producer.clone(), step).await;
-        check(&stats, "direct batch")?;
-        figures.put("rdkafka: produce 100 × 1 KB, 16 at once, msg/s".into(), stats.messages_per_sec());
-        let step = produce_step(&format!("{prefix}direct.open"), 1);
-        let duration = Duration::from_secs(plan.open_loop_secs);
-        let stats = open_loop_on(plan.open_loop_rate, duration, producer.clone(), step).await;
-        put_open_loop(plan, "rdkafka", stats, figures);
-        let topic = format!("{prefix}bench.consume");
-        let brokers = brokers.to_owned();
-        let read = tokio::task::spawn_blocking(move || read_all(&brokers, &topic)).await.map_err(|e| e.to_string())?;
-        figures.put("rdkafka: read the consumed topic (4 partitions), msg/s".into(), read?);
+/// batches of 100, and a read of the service's prefilled topic.
+async fn direct(
+    plan: &Plan,
+    producer: &Arc<FutureProducer>,
+    brokers: &str,
+    prefix: &str,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    for conns in [1, 64] {
+        let step = produce_step(&format!("{prefix}direct.publish"), 1);
+        let mut stats = closed_loop_on(conns, plan.duration, |_| producer.clone(), step).await;
+        check(&stats, "direct produce")?;
+        figures.put(format!("rdkafka: produce 1 KB, {conns} at once"), stats.steps_per_sec());
+        figures.put(format!("rdkafka: produce 1 KB, {conns} at once, p99 ms"), stats.latency_ms(0.99));
     }
+    let step = produce_step(&format!("{prefix}direct.batch"), 100);
+    let stats = closed_loop_on(16, plan.duration, |_| producer.clone(), step).await;
+    check(&stats, "direct batch")?;
+    figures.put("rdkafka: produce 100 × 1 KB, 16 at once, msg/s".into(), stats.messages_per_sec());
+    let topic = format!("{prefix}bench.consume");
+    let brokers = brokers.to_owned();
+    let read = tokio::task::spawn_blocking(move || read_all(&brokers, &topic)).await.map_err(|e| e.to_string())?;
+    figures.put("rdkafka: read the consumed topic (4 partitions), msg/s".into(), read?);
     Ok(())
 }
 

@@ -240,6 +240,11 @@ pub enum StoreError {
     /// The backend answered, but with something unusable (damaged data, a broken invariant).
     #[error("failed: {0}")]
     Failed(String),
+    /// The backend refuses the request itself (a record larger than it takes, a replication
+    /// factor it cannot give): asking again fails again. `field` names what it refused, as the
+    /// API calls it (`message`, `replication`, ...).
+    #[error("refused ({field}): {reason}")]
+    Refused { field: &'static str, reason: String },
 }
 
 impl StoreError {
@@ -259,6 +264,8 @@ impl From<StoreError> for Error {
                 retry_after_secs: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).as_secs_f64().ceil().max(1.0) as u64,
             },
             StoreError::Failed(reason) => Self::Internal { reason },
+            StoreError::Refused { field: "message", reason } => Self::invalid_message("message", reason),
+            StoreError::Refused { field, reason } => Self::invalid(field, reason),
         }
     }
 }

@@ -247,7 +247,10 @@ fn kafka_env(data_dir: &Path, env: &[(&str, &str)]) -> Vec<(&'static str, String
         vec![("KAFKA_BROKERS", t.brokers.clone()), ("KAFKA_TOPIC_PREFIX", t.prefix.clone())]
     }
     #[cfg(not(feature = "kafka"))]
-    Vec::new()
+    {
+        let _ = data_dir;
+        Vec::new()
+    }
 }
 
 /// Whether the servers' message log is on the tests' own tansu broker, which cannot add

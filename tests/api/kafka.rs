@@ -16,4 +16,5 @@ const KAFKA: bool = true;
 include!("suite.rs");
 
 mod kafka_faults;
+mod kafka_limits;
 mod ledger;

@@ -9,7 +9,7 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-use super::{KafkaOptions, read::Readers, store_error};
+use super::{KafkaOptions, code_error, read::Readers, store_error};
 use crate::{
     domain::Timestamp,
     error::StoreError,
@@ -50,22 +50,20 @@ pub(super) async fn create(
                 return Ok(());
             }
             let grow = NewPartitions::new(topic, spec.partitions as usize);
-            let answers = admin.create_partitions([&grow], &options(o)).await.map_err(|e| {
-                match store_error("adding partitions", &e) {
-                    StoreError::Failed(reason) => refused(topic, &reason),
-                    other => other,
-                }
-            })?;
+            // A refusal (a policy, or a broker that cannot) means the request cannot be met as asked.
+            let refused = |e: StoreError| match e {
+                StoreError::Failed(why) => StoreError::Conflict(format!("the brokers do not add partitions: {why}")),
+                other => other,
+            };
+            let what = format!("adding partitions to {topic}");
+            let answers =
+                admin.create_partitions([&grow], &options(o)).await.map_err(|e| refused(store_error(&what, &e)))?;
             match answers.into_iter().next() {
-                Some(Err((_, code))) if passing(code) => Err(StoreError::Unavailable {
-                    reason: format!("adding partitions to {topic}: {code}"),
-                    retry_after: Some(std::time::Duration::from_secs(1)),
-                }),
-                Some(Err((_, code))) => Err(refused(topic, &code.to_string())),
+                Some(Err((_, code))) => Err(refused(code_error(&what, Some(code), &code))),
                 _ => Ok(()),
             }
         }
-        Some(Err((_, code))) => Err(StoreError::Failed(format!("creating topic {topic}: {code}"))),
+        Some(Err((_, code))) => Err(code_error(&format!("creating topic {topic}"), Some(code), &code)),
         None => Err(StoreError::Failed(format!("creating topic {topic}: no answer"))),
     }
 }
@@ -78,18 +76,6 @@ fn being_deleted(topic: &str) -> StoreError {
     }
 }
 
-/// The brokers refuse to add partitions (a policy, or a broker that cannot): the request
-/// cannot be met as asked.
-fn refused(topic: &str, why: &str) -> StoreError {
-    StoreError::Conflict(format!("the brokers do not add partitions to {topic}: {why}"))
-}
-
-/// Whether an admin answer may pass by itself.
-fn passing(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(code, C::RequestTimedOut | C::OperationTimedOut | C::NotController | C::BrokerNotAvailable)
-}
-
 /// Deletes the topic; one already gone is not an error.
 pub(super) async fn delete(
     admin: &AdminClient<DefaultClientContext>,
@@ -99,7 +85,7 @@ pub(super) async fn delete(
     let answers = admin.delete_topics(&[topic], &options(o)).await.map_err(|e| store_error("deleting a topic", &e))?;
     match answers.into_iter().next() {
         Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) | Some(Ok(_)) | None => Ok(()),
-        Some(Err((_, code))) => Err(StoreError::Failed(format!("deleting topic {topic}: {code}"))),
+        Some(Err((_, code))) => Err(code_error(&format!("deleting topic {topic}"), Some(code), &code)),
     }
 }
 

@@ -14,6 +14,8 @@ mod read;
 /// The client library, for tests that reach the brokers beside the log.
 pub use rdkafka;
 
+pub use produce::headers;
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, RwLock},
@@ -131,7 +133,7 @@ impl MessageLog for KafkaLog {
     async fn delete_log(&self, queue: QueueId) -> StoreResult<()> {
         let topic = self.topic(queue).await?;
         // Readers go first: none may still be fetching from the topic once it is gone.
-        self.readers.drop_idle();
+        self.readers.forget(&topic);
         admin::delete(&self.admin, &self.options, &topic).await
     }
 
@@ -189,10 +191,25 @@ impl MessageLog for KafkaLog {
 
 /// A Kafka error as the port's: the brokers' outages and timeouts may pass, anything else fails.
 fn store_error(what: &str, e: &rdkafka::error::KafkaError) -> StoreError {
-    use rdkafka::{error::KafkaError as K, types::RDKafkaErrorCode as C};
-    let code = e.rdkafka_error_code();
+    use rdkafka::error::KafkaError as K;
+    match e {
+        K::Canceled => StoreError::unavailable(format!("{what}: {e}")),
+        // rdkafka names no code for an admin call's own failure, though it has one.
+        K::AdminOp(code) => code_error(what, Some(*code), e),
+        _ => code_error(what, e.rdkafka_error_code(), e),
+    }
+}
+
+/// An error code, of the client or of a broker's answer, as the port's error.
+fn code_error(what: &str, code: Option<rdkafka::types::RDKafkaErrorCode>, e: &dyn std::fmt::Display) -> StoreError {
+    use rdkafka::types::RDKafkaErrorCode as C;
     match code {
         Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => StoreError::NotFound,
+        Some(C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidRecord) => refused("message", e),
+        Some(C::InvalidReplicationFactor) => refused("replication", e),
+        Some(C::InvalidPartitions) => refused("partitions", e),
+        Some(C::InvalidConfig) => refused("retention", e),
+        Some(C::InvalidTopic) => refused("name", e),
         Some(
             C::BrokerTransportFailure
             | C::AllBrokersDown
@@ -208,14 +225,20 @@ fn store_error(what: &str, e: &rdkafka::error::KafkaError) -> StoreError {
             | C::NotEnoughReplicasAfterAppend
             | C::CoordinatorNotAvailable
             | C::NotCoordinator
+            | C::NotController
+            | C::BrokerNotAvailable
             | C::Resolve
             | C::ThrottlingQuotaExceeded
             // The broker's own unexpected error (UNKNOWN_SERVER_ERROR): the broker failed, not the request.
             | C::Unknown,
         ) => StoreError::Unavailable { reason: format!("{what}: {e}"), retry_after: Some(Duration::from_secs(1)) },
-        _ if matches!(e, K::Canceled) => StoreError::unavailable(format!("{what}: {e}")),
         _ => failed(what, e),
     }
+}
+
+/// The brokers refuse `field` as given.
+fn refused(field: &'static str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Refused { field, reason: format!("the brokers refuse it: {e}") }
 }
 
 fn failed(what: &str, e: &dyn std::fmt::Display) -> StoreError {

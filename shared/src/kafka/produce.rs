@@ -75,7 +75,8 @@ pub(super) fn stale(e: &KafkaError) -> bool {
     )
 }
 
-fn headers(record: &Record) -> OwnedHeaders {
+/// A record's fields as the headers it travels with.
+pub fn headers(record: &Record) -> OwnedHeaders {
     let mut h = OwnedHeaders::new_with_capacity(7);
     let mut put = |key: &str, value: &str| {
         h = std::mem::take(&mut h).insert(Header { key, value: Some(value) });

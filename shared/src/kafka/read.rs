@@ -4,6 +4,7 @@
 //! blocking threads.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,6 +18,7 @@ use rdkafka::{
 
 use super::{KafkaOptions, failed, produce::record_of, store_error};
 use crate::{
+    domain::Timestamp,
     error::StoreError,
     ports::{BackendInfo, PartitionInfo, ReadLimit, Record, StoreResult},
 };
@@ -24,14 +26,19 @@ use crate::{
 /// Idle readers kept for the next reads.
 const POOL: usize = 8;
 
+/// Each partition's last record's publish time, by the partition's end when it was read: a
+/// record never changes, so while the end stays, so does the time.
+type LastPublished = Arc<Mutex<HashMap<(String, u32), (u64, Option<Timestamp>)>>>;
+
 pub(super) struct Readers {
     options: KafkaOptions,
     idle: Arc<Mutex<Vec<BaseConsumer>>>,
+    last_published: LastPublished,
 }
 
 impl Readers {
     pub(super) fn new(options: &KafkaOptions) -> Self {
-        Self { options: options.clone(), idle: Arc::new(Mutex::new(Vec::new())) }
+        Self { options: options.clone(), idle: Arc::default(), last_published: Arc::default() }
     }
 
     /// Runs `job` with a reader on a blocking thread, and keeps the reader for later.
@@ -68,17 +75,19 @@ impl Readers {
                 ("enable.partition.eof", "true"),
                 ("auto.offset.reset", "earliest"),
                 ("fetch.wait.max.ms", "10"),
-                ("fetch.max.bytes", "4194304"),
+                ("fetch.max.bytes", "1048576"),
                 ("max.partition.fetch.bytes", "1048576"),
-                ("queued.max.messages.kbytes", "4096"),
+                ("queued.max.messages.kbytes", "1024"),
             ])
             .create()
             .map_err(|e| failed("cannot make a reader", &e))
     }
 
-    /// Drops the idle readers (their prefetched records of a deleted topic go with them).
-    pub(super) fn drop_idle(&self) {
+    /// Forgets what was read of a topic about to be deleted: the idle readers (their prefetched
+    /// records go with them) and its partitions' last publish times.
+    pub(super) fn forget(&self, topic: &str) {
         self.idle.lock().expect("readers").clear();
+        self.last_published.lock().expect("last published").retain(|(t, _), _| t != topic);
     }
 
     pub(super) async fn read(
@@ -93,9 +102,9 @@ impl Readers {
     }
 
     /// Each partition's first and next offsets (the low and high watermarks), and the publish
-    /// time of its last record (read back); none for a topic that does not exist.
+    /// time of its last record (read back once per end); none for a topic that does not exist.
     pub(super) async fn partitions(&self, topic: &str) -> StoreResult<Vec<PartitionInfo>> {
-        let (topic, timeout) = (topic.to_owned(), self.options.timeout);
+        let (topic, timeout, known) = (topic.to_owned(), self.options.timeout, self.last_published.clone());
         self.with_reader(move |reader| {
             let count = match count_partitions(reader, &topic, timeout) {
                 Err(StoreError::NotFound) => return Ok(Vec::new()),
@@ -107,11 +116,17 @@ impl Readers {
                         .fetch_watermarks(&topic, p as i32, timeout)
                         .map_err(|e| store_error("watermarks", &e))?;
                     let (start_offset, end_offset) = (low.max(0) as u64, high.max(0) as u64);
-                    let last_published_at = if end_offset > start_offset {
-                        let last = fetch(reader, &topic, p, end_offset - 1, ReadLimit::ONE, timeout)?;
-                        last.first().map(|(_, record)| record.published_at)
-                    } else {
-                        None
+                    let key = (topic.clone(), p);
+                    let seen = known.lock().expect("last published").get(&key).copied();
+                    let last_published_at = match seen {
+                        _ if end_offset <= start_offset => None,
+                        Some((end, at)) if end == end_offset => at,
+                        _ => {
+                            let last = fetch(reader, &topic, p, end_offset - 1, ReadLimit::ONE, timeout)?;
+                            let at = last.first().map(|(_, record)| record.published_at);
+                            known.lock().expect("last published").insert(key, (end_offset, at));
+                            at
+                        }
                     };
                     Ok(PartitionInfo { partition: p, start_offset, end_offset, last_published_at })
                 })

@@ -208,11 +208,10 @@ impl Service {
         let queue = match self.cached_queue(name).await? {
             Some(q) => q,
             None if create && self.config.auto_create_queues => {
-                match self.create_queue(name, &self.default_settings(), None).await {
-                    Ok(q) => q,
+                match self.create_queue(name, &self.default_settings(), None).await? {
+                    Some(q) => q,
                     // Another request made it first.
-                    Err(StoreError::Conflict(_)) => self.existing_queue(name).await?,
-                    Err(e) => return Err(e.into()),
+                    None => self.existing_queue(name).await?,
                 }
             }
             None => return Err(Error::QueueNotFound { queue: name.to_string() }),
@@ -221,17 +220,28 @@ impl Service {
         Ok(queue)
     }
 
-    /// Creates a queue and its log; `Conflict` when the name is taken.
+    /// Creates a queue and its log; `None` when the name is taken.
     async fn create_queue(
         &self,
         name: &QueueName,
         settings: &QueueSettings,
         owner: Option<&str>,
-    ) -> std::result::Result<Queue, StoreError> {
-        let queue = self.meta.create_queue(name, settings, owner, self.now()).await?;
-        self.log.create_log(queue.id, &log_spec(&queue.settings)).await?;
+    ) -> Result<Option<Queue>> {
+        let queue = match self.meta.create_queue(name, settings, owner, self.now()).await {
+            Ok(queue) => queue,
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.log.create_log(queue.id, &log_spec(&queue.settings)).await {
+            // No queue names a log that could not be made: undone, the same declaration can be
+            // sent again (a log made after all is found and used then).
+            if let Err(undo) = self.meta.delete_queue(queue.id).await {
+                tracing::warn!(queue = %name, error = %undo, "a queue whose log could not be made stays declared");
+            }
+            return Err(e.into());
+        }
         self.queues.put(&queue);
-        Ok(queue)
+        Ok(Some(queue))
     }
 
     async fn existing_queue(&self, name: &QueueName) -> Result<Queue> {

@@ -167,11 +167,8 @@ impl Service {
                     ..defaults
                 };
                 let owner = decl.exclusive.then_some(caller.subject.as_str());
-                let queue = self.create_queue(name, &settings, owner).await.map_err(|e| match e {
-                    StoreError::Conflict(_) => {
-                        Error::Conflict { reason: format!("queue {name} was declared concurrently; retry") }
-                    }
-                    e => e.into(),
+                let queue = self.create_queue(name, &settings, owner).await?.ok_or_else(|| Error::Conflict {
+                    reason: format!("queue {name} was declared concurrently; retry"),
                 })?;
                 (queue, true)
             }
@@ -192,10 +189,10 @@ impl Service {
             max_bytes: spec.max_bytes,
             ..self.default_settings()
         };
-        let queue = self.create_queue(&spec.name, &settings, None).await.map_err(|e| match e {
-            StoreError::Conflict(_) => Error::TopicExists { topic: spec.name.to_string() },
-            e => e.into(),
-        })?;
+        let queue = self
+            .create_queue(&spec.name, &settings, None)
+            .await?
+            .ok_or_else(|| Error::TopicExists { topic: spec.name.to_string() })?;
         self.status_of(queue).await
     }
 
