@@ -187,6 +187,10 @@ impl MessageLog for KafkaLog {
     async fn describe(&self) -> StoreResult<BackendInfo> {
         self.readers.describe().await
     }
+
+    fn retains_by_itself(&self) -> bool {
+        true
+    }
 }
 
 /// A Kafka error as the port's: the brokers' outages and timeouts may pass, anything else fails.

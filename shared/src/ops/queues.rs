@@ -232,20 +232,39 @@ impl Service {
     /// Applies every queue's retention (age, then size); returns the records removed.
     pub async fn enforce_retention(&self) -> Result<u64> {
         let now = self.now();
-        let mut removed = 0;
+        let (mut removed, mut failed) = (0, None);
         for queue in self.meta.queues().await? {
+            // One queue's failure does not keep the others from their retention.
+            match self.retain(&queue, now).await {
+                Ok(trimmed) => removed += trimmed,
+                Err(e) => {
+                    tracing::warn!(queue = %queue.name, error = ?e, "retention of a queue failed");
+                    failed = Some(e);
+                }
+            }
+        }
+        failed.map_or(Ok(removed), Err)
+    }
+
+    /// Trims one queue's log to its retention and forgets what was leased of the records gone;
+    /// a log that retains by itself is not trimmed, only followed.
+    async fn retain(&self, queue: &Queue, now: Timestamp) -> Result<u64> {
+        let trimmed = if self.log.retains_by_itself() {
+            0
+        } else {
             let retention = queue.settings.retention_ms.unwrap_or(self.config.default_retention_ms);
             let before = Timestamp(now.0.saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX)));
-            let trimmed = self.log.trim(queue.id, before, queue.settings.max_bytes).await?;
-            if trimmed > 0 {
+            self.log.trim(queue.id, before, queue.settings.max_bytes).await?
+        };
+        if trimmed > 0 || self.log.retains_by_itself() {
+            let starts: Vec<(u32, u64)> =
+                self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.start_offset)).collect();
+            if trimmed > 0 || starts.iter().any(|(_, start)| *start > 0) {
                 self.backlog.forget(queue.id);
-                let starts: Vec<(u32, u64)> =
-                    self.log.partitions(queue.id).await?.iter().map(|p| (p.partition, p.start_offset)).collect();
                 self.leases.forget_below(queue.id, &starts).await?;
             }
-            removed += trimmed;
         }
-        Ok(removed)
+        Ok(trimmed)
     }
 
     /// Each queue's consumers, as its status counts them: push subscriptions plus consumers

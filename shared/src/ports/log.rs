@@ -72,4 +72,10 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn trim(&self, queue: QueueId, before: Timestamp, max_bytes: Option<u64>) -> StoreResult<u64>;
     /// Checks the backend answers, and describes it.
     async fn describe(&self) -> StoreResult<BackendInfo>;
+    /// Whether the backend removes records past their retention by itself (Kafka's
+    /// `retention.ms` and `retention.bytes`, set when the log is made, or kept as the owner of a
+    /// topic made elsewhere set them): then the service's retention pass does not trim it.
+    fn retains_by_itself(&self) -> bool {
+        false
+    }
 }

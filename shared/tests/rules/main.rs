@@ -5,6 +5,7 @@
 
 mod lifecycle;
 mod randomized;
+mod retention;
 mod statistics;
 
 use std::sync::Arc;
@@ -37,11 +38,16 @@ impl Default for Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_backends(Backends::all)
+    }
+
+    /// A service on a fresh embedded store, its ports as `backends` makes them of it.
+    pub fn with_backends(backends: impl FnOnce(Arc<SqliteStore>) -> Backends) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
         let config = Config::from_lookup(|_| None).unwrap();
         let clock = Arc::new(ManualClock::starting_at(Timestamp(1_700_000_000_000)));
-        let backends = Backends::all(store);
+        let backends = backends(store);
         let service = Service::new(config, backends).with_clock(clock.clone());
         Self { service, clock, caller: Principal { subject: "tester".into() }, _dir: dir }
     }
