@@ -24,6 +24,8 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod embedded;
 pub mod error;

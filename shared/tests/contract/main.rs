@@ -5,7 +5,7 @@
 
 mod common;
 mod consumers;
-#[cfg(any(feature = "kafka", feature = "postgres"))]
+#[cfg(any(feature = "kafka", feature = "postgres", feature = "dynamodb"))]
 #[path = "../../../tests/support/infra.rs"]
 mod infra;
 #[cfg(feature = "kafka")]
@@ -14,6 +14,9 @@ mod kafka;
 mod leases;
 mod log;
 mod meta;
+#[cfg(feature = "dynamodb")]
+#[path = "../../../tests/support/moto.rs"]
+mod moto;
 #[cfg(feature = "postgres")]
 #[path = "../../../tests/support/postgres.rs"]
 mod pg;
@@ -124,6 +127,26 @@ async fn postgres() -> (Backends, pg::Scratch) {
 
 #[cfg(feature = "postgres")]
 every_scenario!(postgres, crate::postgres);
+
+/// Queues and subscriptions on DynamoDB (moto's server, a table of its own per scenario), the
+/// log in segment files. The other ports on DynamoDB are still to come (docs/dynamodb.md).
+#[cfg(feature = "dynamodb")]
+async fn dynamodb_meta() -> (Backends, tempfile::TempDir) {
+    let (mut backends, dir) = segment_files().await;
+    backends.meta = std::sync::Arc::new(moto::store().await);
+    (backends, dir)
+}
+
+#[cfg(feature = "dynamodb")]
+contract!(
+    dynamodb_meta,
+    crate::dynamodb_meta,
+    [
+        meta::queue_names_are_unique_and_ids_never_reused,
+        meta::queues_are_listed_by_name_with_their_owner,
+        meta::subscriptions_belong_to_their_queue,
+    ]
+);
 
 /// The log on Kafka (a topic prefix of its own per scenario), every other port in SQLite.
 #[cfg(feature = "kafka")]
