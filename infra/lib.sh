@@ -51,3 +51,10 @@ run_on_answering() {
         exec "$@"
     fi
 }
+
+# stop_at_exit PID DIR: when the script exits, stops the server PID (SIGTERM, then waits for it)
+# and removes its directory DIR.
+stop_at_exit() {
+    _server_pid="$1" _server_dir="$2"
+    trap 'kill "$_server_pid" 2>/dev/null || true; wait "$_server_pid" 2>/dev/null || true; rm -rf "$_server_dir"' EXIT
+}

@@ -43,13 +43,7 @@ install_moto
 dir="$(mktemp -d -t mq-moto.XXXXXX)"
 port="$(free_port)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
-pid=$!
-stop() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap stop EXIT
+stop_at_exit $! "$dir"
 wait_for 127.0.0.1 "$port" 60 "moto's server" || { tail -20 "$dir/server.log" >&2; exit 1; }
 echo "infra: started moto $version on 127.0.0.1:$port" >&2
 AWS_ENDPOINT_URL="http://127.0.0.1:$port" "$@"

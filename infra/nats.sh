@@ -22,13 +22,7 @@ listen: 127.0.0.1:$port
 jetstream { store_dir: "$dir/store" $sync }
 CONF
 nats-server -c "$dir/nats.conf" >"$dir/server.log" 2>&1 &
-pid=$!
-stop() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap stop EXIT
+stop_at_exit $! "$dir"
 wait_for 127.0.0.1 "$port" 20 "nats-server" || { tail -20 "$dir/server.log" >&2; exit 1; }
 echo "infra: started nats-server $version on 127.0.0.1:$port${sync:+ (sync_interval: always)}" >&2
 NATS_URL="nats://127.0.0.1:$port" "$@"

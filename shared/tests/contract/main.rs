@@ -71,6 +71,7 @@ macro_rules! every_scenario {
                 meta::queue_names_are_unique_and_ids_never_reused,
                 meta::queues_are_listed_by_name_with_their_owner,
                 meta::subscriptions_belong_to_their_queue,
+                meta::concurrent_creations_of_one_name_make_one_queue,
                 leases::a_group_gets_each_record_once_while_leases_hold,
                 leases::groups_are_independent,
                 leases::a_lapsed_lease_is_delivered_again_with_a_higher_count,
@@ -145,6 +146,7 @@ contract!(
         meta::queue_names_are_unique_and_ids_never_reused,
         meta::queues_are_listed_by_name_with_their_owner,
         meta::subscriptions_belong_to_their_queue,
+        meta::concurrent_creations_of_one_name_make_one_queue,
     ]
 );
 

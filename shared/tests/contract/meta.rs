@@ -91,3 +91,23 @@ pub async fn subscriptions_belong_to_their_queue(b: &Backends) {
     b.meta.delete_queue(q.id).await.unwrap();
     assert!(b.meta.subscription("sub_1").await.unwrap().is_none(), "a queue's subscriptions go with it");
 }
+
+pub async fn concurrent_creations_of_one_name_make_one_queue(b: &Backends) {
+    let name = QueueName::parse("raced").unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (meta, name) = (b.meta.clone(), name.clone());
+            tokio::spawn(async move { meta.create_queue(&name, &settings(1), None, T0).await })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(q) => made.push(q.id),
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e}"),
+        }
+    }
+    assert_eq!(made.len(), 1, "one creation wins, the others are conflicts");
+    assert_eq!(b.meta.queue(&name).await.unwrap().map(|q| q.id), Some(made[0]));
+    assert_eq!(b.meta.queues().await.unwrap().len(), 1);
+}
