@@ -47,8 +47,10 @@ pub struct Callbacks {
 
 impl Callbacks {
     pub fn new(policy: AddressPolicy, resolver: Arc<dyn Resolve>, timeout: Duration) -> Self {
+        // ring by name: a build that also links aws-lc-rs (the AWS SDK's) has no default provider.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .expect("ring's provider offers the default TLS versions")
             .https_or_http()
             .enable_http1()
             .wrap_connector(CheckedConnector::new(policy, resolver));
