@@ -4,7 +4,7 @@
 use std::{
     process::Child,
     sync::{
-        Mutex,
+        OnceLock,
         atomic::{AtomicU32, Ordering},
     },
 };
@@ -14,17 +14,15 @@ use shared::dynamodb::{
     aws_config::{self, BehaviorVersion, Region},
 };
 
-/// The held server (stopped when the test process ends and its input closes) and its endpoint.
-static SERVER: Mutex<Option<(Child, String)>> = Mutex::new(None);
-
-fn endpoint() -> String {
-    let mut server = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    if server.is_none() {
+/// The endpoint of the held server (stopped when the test process ends and its input closes).
+fn endpoint() -> &'static str {
+    static SERVER: OnceLock<(Child, String)> = OnceLock::new();
+    let (_, endpoint) = SERVER.get_or_init(|| {
         let (child, endpoint, _) = crate::infra::hold("moto.sh", false);
         assert!(endpoint.starts_with("http"), "infra/moto.sh named no endpoint: {endpoint:?}");
-        *server = Some((child, endpoint));
-    }
-    server.as_ref().expect("held").1.clone()
+        (child, endpoint)
+    });
+    endpoint
 }
 
 /// A store on a new table of this test's own (moto keeps tables in memory: they go with it).
